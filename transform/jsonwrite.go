@@ -1,0 +1,134 @@
+package transform
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. It escapes only what JSON requires
+// (as JavaScript's JSON.stringify does) and replaces invalid UTF-8 with U+FFFD
+// so that bad traffic can never produce an invalid payload.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(dst, s[start:]...), '"')
+}
+
+// appendResult appends a gjson value as JSON. Strings are re-encoded only
+// when their raw form is not valid UTF-8.
+func appendResult(dst []byte, r gjson.Result) []byte {
+	if r.Type == gjson.String && !utf8.ValidString(r.Raw) {
+		return appendString(dst, r.Str)
+	}
+	if r.Raw == "" {
+		return appendString(dst, r.String())
+	}
+	return append(dst, r.Raw...)
+}
+
+// docEntry is one field of a document under construction.
+type docEntry struct {
+	path string
+	raw  []byte
+}
+
+// buildDoc writes entries as one nested JSON object, grouping dotted paths
+// under shared parents in first-seen order. A later entry for the same path
+// replaces an earlier one.
+func buildDoc(dst []byte, entries []docEntry) []byte {
+	return appendObject(dst, entries, "")
+}
+
+func appendObject(dst []byte, entries []docEntry, prefix string) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i, e := range entries {
+		if !strings.HasPrefix(e.path, prefix) {
+			continue
+		}
+		rest := e.path[len(prefix):]
+		key, _, nested := strings.Cut(rest, ".")
+		if seenBefore(entries[:i], prefix, key, nested) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendString(dst, key)
+		dst = append(dst, ':')
+		if nested {
+			dst = appendObject(dst, entries, prefix+key+".")
+			continue
+		}
+		dst = append(dst, lastValue(entries[i:], e.path)...)
+	}
+	return append(dst, '}')
+}
+
+// seenBefore reports whether key under prefix was already written by an
+// earlier entry (as a leaf when this is a leaf, or as a parent when nested).
+func seenBefore(earlier []docEntry, prefix, key string, nested bool) bool {
+	for _, p := range earlier {
+		if !strings.HasPrefix(p.path, prefix) {
+			continue
+		}
+		k, _, n := strings.Cut(p.path[len(prefix):], ".")
+		if k == key && n == nested {
+			return true
+		}
+	}
+	return false
+}
+
+func lastValue(entries []docEntry, path string) []byte {
+	var raw []byte
+	for _, e := range entries {
+		if e.path == path {
+			raw = e.raw
+		}
+	}
+	return raw
+}

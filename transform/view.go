@@ -1,0 +1,85 @@
+package transform
+
+import (
+	"github.com/tidwall/gjson"
+)
+
+// view is one exchange as the rules read it: bodies are decoded lazily, once,
+// and only when a matching rule asks for them.
+type view struct {
+	ex     *Exchange
+	limit  int64
+	params []string // name, value pairs captured by path patterns
+
+	reqDone, respDone bool
+	req, resp         []byte
+	respStream        streamDecoder
+	problems          *[]string
+}
+
+func (v *view) param(name string) string {
+	for i := 0; i+1 < len(v.params); i += 2 {
+		if v.params[i] == name {
+			return v.params[i+1]
+		}
+	}
+	return ""
+}
+
+func (v *view) problem(p string) {
+	if p == "" {
+		return
+	}
+	for _, seen := range *v.problems {
+		if seen == p {
+			return
+		}
+	}
+	*v.problems = append(*v.problems, p)
+}
+
+func (v *view) requestBody() []byte {
+	if !v.reqDone {
+		v.reqDone = true
+		if v.ex.RequestTruncated {
+			v.problem(ProblemTruncated)
+		}
+		v.req = v.jsonBody(v.ex.RequestBody, v.ex.RequestHeader, nil)
+	}
+	return v.req
+}
+
+func (v *view) responseBody() []byte {
+	if !v.respDone {
+		v.respDone = true
+		if v.ex.ResponseTruncated {
+			v.problem(ProblemTruncated)
+		}
+		v.resp = v.jsonBody(v.ex.ResponseBody, v.ex.ResponseHeader, v.respStream)
+	}
+	return v.resp
+}
+
+// jsonBody decodes a captured body into a JSON document, or nil.
+func (v *view) jsonBody(body []byte, h map[string][]string, stream streamDecoder) []byte {
+	if len(body) == 0 {
+		return nil
+	}
+	body, p := decodeContent(body, h, v.limit)
+	v.problem(p)
+	if mediaType(h) == "text/event-stream" {
+		if stream == nil {
+			return nil
+		}
+		doc, complete := stream(body)
+		if !complete {
+			v.problem(ProblemTruncated)
+		}
+		return doc
+	}
+	if !gjson.ValidBytes(body) {
+		v.problem(ProblemNotJSON)
+		return nil
+	}
+	return body
+}
