@@ -1,0 +1,98 @@
+package delivery
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// recordVersion leads every encoded record so that the format can change
+// without misreading old outboxes.
+const recordVersion = 1
+
+var errBadRecord = errors.New("delivery: corrupt stored record")
+
+// encodeRecord is the compact binary form the bolt store writes: varints
+// and length-prefixed strings, so bodies are stored as is (no base64).
+func encodeRecord(r *Record) []byte {
+	b := make([]byte, 0, 64+len(r.ID)+len(r.Endpoint)+len(r.Lane)+len(r.LastError)+len(r.Body))
+	b = append(b, recordVersion)
+	b = binary.AppendUvarint(b, r.Seq)
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = binary.AppendUvarint(b, uint64(r.LastStatus))
+	for _, t := range []time.Time{r.Created, r.Next, r.DeadAt} {
+		var n int64
+		if !t.IsZero() {
+			n = t.UnixNano()
+		}
+		b = binary.AppendVarint(b, n)
+	}
+	for _, s := range []string{r.ID, r.Endpoint, r.Lane, r.LastError, r.Reason} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Body)))
+	return append(b, r.Body...)
+}
+
+// decoder reads what encodeRecord wrote; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errBadRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errBadRecord
+		return time.Time{}
+	}
+	d.b = d.b[n:]
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v)
+}
+
+// bytes copies, because bolt's values are only valid inside their
+// transaction.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.err = errBadRecord
+		return nil
+	}
+	v := append([]byte(nil), d.b[:n]...)
+	d.b = d.b[n:]
+	return v
+}
+
+func decodeRecord(b []byte) (*Record, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, errBadRecord
+	}
+	d := &decoder{b: b[1:]}
+	r := &Record{}
+	r.Seq = d.uvarint()
+	r.Attempts = int(d.uvarint())
+	r.LastStatus = int(d.uvarint())
+	r.Created, r.Next, r.DeadAt = d.time(), d.time(), d.time()
+	for _, s := range []*string{&r.ID, &r.Endpoint, &r.Lane, &r.LastError, &r.Reason} {
+		*s = string(d.bytes())
+	}
+	r.Body = d.bytes()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}

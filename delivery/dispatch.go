@@ -1,0 +1,227 @@
+package delivery
+
+import "time"
+
+// poke wakes the dispatcher without blocking; one pending wake is enough.
+func (e *Engine) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is the dispatcher: every wake it starts whatever attempts are due and
+// allowed, and sets a timer for the next due time.
+func (e *Engine) run() {
+	defer e.attempts.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.kick:
+			e.dispatch()
+		}
+	}
+}
+
+func (e *Engine) dispatch() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	now := e.clock.Now()
+	var wake time.Time
+	later := func(t time.Time) {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	for _, st := range e.endpoints {
+		if st.cfg == nil {
+			continue
+		}
+		for e.busy < e.opts.Workers && st.inflight < st.cfg.MaxConcurrency {
+			l := st.due()
+			if l == nil {
+				break
+			}
+			if next := l.head().Next; next.After(now) {
+				later(next)
+				break
+			}
+			ok, until := st.breaker.allow(now)
+			if !ok {
+				later(until)
+				break
+			}
+			e.start(st, st.take())
+		}
+	}
+	// Attempts finishing poke the dispatcher, which covers waits for a free
+	// worker, a concurrency slot or a probe's outcome.
+	e.schedule(now, wake)
+}
+
+// schedule makes sure the dispatcher wakes at wake, keeping a pending timer
+// that fires no later.
+func (e *Engine) schedule(now, wake time.Time) {
+	if wake.IsZero() || e.timer != nil && e.timerAt.After(now) && !e.timerAt.After(wake) {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.timerAt = wake
+	e.timer = e.clock.AfterFunc(wake.Sub(now), e.poke)
+}
+
+// start launches an attempt on l's head. The caller holds mu.
+func (e *Engine) start(st *endpointState, l *lane) {
+	e.busy++
+	e.attempts.Add(1)
+	go e.attempt(st, st.cfg, l, l.head())
+}
+
+// attempt makes one delivery attempt, persists its consequence, then
+// updates the lane. rec belongs to this goroutine until the lane is
+// released: nothing else reads a head in flight.
+func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, rec *Record) {
+	defer e.attempts.Done()
+	out := send(e.ctx, cfg, rec, e.clock.Now())
+	if e.ctx.Err() != nil {
+		// Closing: the attempt was cut short and does not count; the
+		// stored record is unchanged.
+		e.mu.Lock()
+		e.busy--
+		st.release(l, false)
+		e.mu.Unlock()
+		return
+	}
+	now := e.clock.Now()
+	v := e.settle(cfg, rec, out, now)
+
+	e.mu.Lock()
+	e.busy--
+	if v.done() {
+		e.queued--
+		e.queuedBytes -= int64(len(rec.Body))
+	}
+	st.release(l, v.done())
+	breakerWas := st.breaker.record(now, out.ok())
+	logs := e.report(st, cfg, rec, v, now, breakerWas)
+	e.poke()
+	e.mu.Unlock()
+	for _, f := range logs {
+		f()
+	}
+}
+
+// verdict is what an attempt's outcome did to its message.
+type verdict struct {
+	out      outcome
+	dead     string // dead letter reason, if it became one
+	trimmed  int    // dead letters deleted to make room
+	storeErr error
+}
+
+func (v verdict) done() bool { return v.out.ok() || v.dead != "" }
+
+// settle records an attempt on rec and writes the consequence to the store:
+// delete when delivered, bury when there is nothing left to try, else save
+// the next attempt's time so that a restart keeps the schedule.
+func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.Time) verdict {
+	v := verdict{out: out}
+	rec.Attempts++
+	rec.LastStatus = out.status
+	if out.ok() {
+		v.storeErr = e.store.Delete(rec.Seq)
+		return v
+	}
+	rec.LastError = out.detail
+	delay, again := backoff(cfg.Retry, rec.Attempts, out.retryAfter, e.jitter())
+	switch {
+	case out.reason == ReasonGone:
+		v.dead = ReasonGone
+	case !again:
+		v.dead = ReasonExhausted
+	}
+	if v.dead != "" {
+		rec.DeadAt, rec.Reason = now, v.dead
+		v.trimmed, v.storeErr = e.store.Bury(rec, e.opts.MaxDeadLetters)
+	} else {
+		rec.Next = now.Add(delay)
+		v.storeErr = e.store.Save(rec)
+	}
+	return v
+}
+
+// report tells the Observer about a settled attempt and returns the log
+// lines to write once mu is released. It logs the first failure of each
+// reason since the last success, not every attempt. The caller holds mu.
+func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v verdict, now time.Time, breakerWas string) []func() {
+	// The logs run after unlock, when the record may be in flight again:
+	// they use copies.
+	name, schema, id, attempts, out := st.name, cfg.Schema, rec.ID, rec.Attempts, v.out
+	var logs []func()
+	add := func(f func()) { logs = append(logs, f) }
+	if out.ok() {
+		e.obs.Delivered(name, schema, now.Sub(rec.Created))
+		if len(st.logged) > 0 {
+			clear(st.logged)
+			add(func() { e.log.Info("webhook delivery recovered", "endpoint", name) })
+		}
+	} else {
+		e.obs.Failed(name, schema, out.reason, out.status)
+		if st.firstTime("fail:" + out.reason) {
+			add(func() {
+				e.log.Warn("webhook delivery failing", "endpoint", name, "reason", out.reason,
+					"status", out.status, "error", out.detail, "attempt", attempts, "id", id)
+			})
+		}
+		if v.dead != "" {
+			e.obs.DeadLettered(name, schema, v.dead)
+			if st.firstTime("dead:" + v.dead) {
+				add(func() {
+					e.log.Warn("webhook moved to dead letters", "endpoint", name, "reason", v.dead,
+						"attempts", attempts, "id", id)
+				})
+			}
+		} else {
+			e.obs.Retried(name, schema)
+		}
+	}
+	if v.trimmed > 0 {
+		e.obs.Dropped(name, ReasonDeadLetters, v.trimmed)
+		if st.firstTime("trim") {
+			add(func() {
+				e.log.Warn("deleting the oldest dead letters", "endpoint", name, "max_dead_letters", e.opts.MaxDeadLetters)
+			})
+		}
+	}
+	// A broken disk fails every write: one line when writes start failing,
+	// one when they work again.
+	if failing := v.storeErr != nil; failing != e.storeFailing {
+		e.storeFailing = failing
+		if failing {
+			add(func() {
+				e.log.Error("webhook outbox write failed; messages may be delivered again after a restart",
+					"endpoint", name, "id", id, "error", v.storeErr)
+			})
+		} else {
+			add(func() { e.log.Info("webhook outbox writes work again") })
+		}
+	}
+	// Failed probes re-open the breaker quietly: one line when it opens, one
+	// when it closes.
+	switch is := st.breaker.state; {
+	case breakerWas == BreakerClosed && is == BreakerOpen:
+		add(func() {
+			e.log.Warn("webhook circuit breaker open: pausing deliveries", "endpoint", name, "reason", out.reason)
+		})
+	case breakerWas != BreakerClosed && is == BreakerClosed:
+		add(func() { e.log.Info("webhook circuit breaker closed: resuming deliveries", "endpoint", name) })
+	}
+	e.obs.QueueDepth(name, st.queued)
+	return logs
+}

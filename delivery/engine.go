@@ -1,0 +1,391 @@
+// Package delivery is the outbox of chatwebhooks: it stores webhook
+// messages durably, delivers them over HTTP with signing per attempt,
+// retries with backoff and jitter, keeps per-lane order, pauses dead
+// receivers with a circuit breaker, and keeps what cannot be delivered as
+// dead letters for replay.
+//
+// It is a plain library: the Caddy layer adapts its Observer to Prometheus
+// and its *slog.Logger to zap.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ErrQueueFull is returned by Enqueue when accepting the messages would
+// exceed Options.MaxQueued or Options.MaxQueuedBytes. The policy is to
+// refuse the new messages, all of the call's, and count them as dropped
+// (ReasonQueueFull); what is queued already is kept.
+var ErrQueueFull = errors.New("delivery: outbox full")
+
+// ErrUnknownEndpoint is returned by Enqueue for a message whose Endpoint has
+// not been set.
+var ErrUnknownEndpoint = errors.New("delivery: unknown endpoint")
+
+// Options configure an Engine. Zero fields take the defaults.
+type Options struct {
+	// Clock drives scheduling, retries and the breaker. Default: the wall
+	// clock.
+	Clock Clock
+	// Observer receives events for metrics. Default: NopObserver.
+	Observer Observer
+	// Logger receives one line per failure reason and endpoint until the
+	// next success, and breaker transitions. Default: discard.
+	Logger *slog.Logger
+	// Workers bounds the attempts in flight across all endpoints.
+	// Default 32.
+	Workers int
+	// MaxQueued bounds the pending messages. Pending messages are held in
+	// memory as well as in the store. Default 100000.
+	MaxQueued int
+	// MaxQueuedBytes bounds the sum of pending bodies. Default 256 MiB.
+	MaxQueuedBytes int64
+	// MaxDeadLetters bounds the dead letters kept per endpoint; beyond it
+	// the oldest are deleted, counted as dropped (ReasonDeadLetters).
+	// Default 10000.
+	MaxDeadLetters int
+	// Breaker tunes the circuit breaker of every endpoint.
+	Breaker BreakerConfig
+}
+
+func (o Options) withDefaults() Options {
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 32
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 100_000
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 256 << 20
+	}
+	if o.MaxDeadLetters <= 0 {
+		o.MaxDeadLetters = 10_000
+	}
+	o.Breaker = o.Breaker.withDefaults()
+	return o
+}
+
+// Engine delivers messages from a Store. It is safe for concurrent use.
+type Engine struct {
+	store  Store
+	opts   Options
+	clock  Clock
+	obs    Observer
+	log    *slog.Logger
+	jitter func() float64 // in [0,1); tests pin it
+
+	ctx      context.Context // cancelled by Close: aborts attempts in flight
+	cancel   context.CancelFunc
+	kick     chan struct{}  // wakes the dispatcher
+	attempts sync.WaitGroup // dispatcher and attempts
+	enqueues sync.WaitGroup // Enqueue calls writing to the store
+
+	mu           sync.Mutex
+	closed       bool
+	endpoints    map[string]*endpointState
+	queued       int
+	queuedBytes  int64
+	busy         int // attempts in flight
+	timer        Timer
+	timerAt      time.Time
+	fullLogged   bool // queue-full logged, until an Enqueue succeeds
+	storeFailing bool // store write failure logged, until one succeeds
+}
+
+// New starts an Engine on store, which it owns from then on (Close closes
+// it). Pending messages found in the store, left by an earlier run or a
+// crash, keep their attempt counts and schedule; they wait until
+// SetEndpoint names their endpoint.
+func New(store Store, opts Options) (*Engine, error) {
+	if store == nil {
+		return nil, errors.New("delivery: New needs a Store")
+	}
+	opts = opts.withDefaults()
+	pending, err := store.Pending()
+	if err != nil {
+		return nil, fmt.Errorf("delivery: loading pending messages: %w", err)
+	}
+	e := &Engine{
+		store:     store,
+		opts:      opts,
+		clock:     opts.Clock,
+		obs:       opts.Observer,
+		log:       opts.Logger,
+		jitter:    randJitter,
+		kick:      make(chan struct{}, 1),
+		endpoints: map[string]*endpointState{},
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	for _, r := range pending {
+		e.queue(r)
+	}
+	for _, st := range e.endpoints {
+		e.obs.QueueDepth(st.name, st.queued)
+	}
+	e.attempts.Add(1)
+	go e.run()
+	return e, nil
+}
+
+// state returns the endpoint's state, creating it. The caller holds mu.
+func (e *Engine) state(name string) *endpointState {
+	st := e.endpoints[name]
+	if st == nil {
+		st = newEndpointState(name, e.opts.Breaker)
+		e.endpoints[name] = st
+	}
+	return st
+}
+
+// queue adds a stored pending record to memory. The caller holds mu (or is
+// New) and has already counted it against the limits if it is new.
+func (e *Engine) queue(r *Record) {
+	e.state(r.Endpoint).add(r)
+	e.queued++
+	e.queuedBytes += int64(len(r.Body))
+}
+
+// SetEndpoint adds an endpoint or replaces the one of the same Name. It is
+// meant to be called again on every config reload; attempts in flight
+// finish with the settings they started with. Messages of a Name with no
+// endpoint wait, counted in Stats. The breaker is kept unless the URL
+// changed.
+func (e *Engine) SetEndpoint(ep Endpoint) error {
+	cfg, err := newEndpointConfig(ep)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	st := e.state(ep.Name)
+	if st.cfg != nil {
+		st.cfg.client.CloseIdleConnections()
+		if st.cfg.URL != cfg.URL {
+			st.breaker = newBreaker(e.opts.Breaker)
+		}
+	}
+	st.configure(cfg)
+	e.poke()
+	return nil
+}
+
+// RemoveEndpoint forgets an endpoint's settings. Its pending messages stay
+// stored and wait until an endpoint of that name is set again.
+func (e *Engine) RemoveEndpoint(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.endpoints[name]; st != nil && st.cfg != nil {
+		st.cfg.client.CloseIdleConnections()
+		st.configure(nil)
+	}
+}
+
+// Enqueue stores messages for delivery and returns once they are durable in
+// the store. Each body goes through its endpoint's Scheme.Prepare first and
+// is sent exactly so on every attempt. Either all messages are accepted or
+// none: it fails with ErrUnknownEndpoint, ErrQueueFull, ErrClosed, a
+// Prepare error, or a store error.
+func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cfgs := make([]*endpointConfig, len(msgs))
+	e.mu.Lock()
+	for i, m := range msgs {
+		if st := e.endpoints[m.Endpoint]; st != nil {
+			cfgs[i] = st.cfg
+		}
+	}
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+
+	now := e.clock.Now()
+	recs := make([]*Record, len(msgs))
+	var size int64
+	for i, m := range msgs {
+		if cfgs[i] == nil {
+			return fmt.Errorf("%w %q", ErrUnknownEndpoint, m.Endpoint)
+		}
+		if m.ID == "" {
+			return fmt.Errorf("delivery: message for %q has no ID", m.Endpoint)
+		}
+		if s := cfgs[i].Scheme; s != nil {
+			body, err := s.Prepare(m.Body)
+			if err != nil {
+				e.obs.Dropped(m.Endpoint, ReasonPrepare, 1)
+				return fmt.Errorf("delivery: preparing message %s for %q: %w", m.ID, m.Endpoint, err)
+			}
+			m.Body = body
+		}
+		if m.Created.IsZero() {
+			m.Created = now
+		}
+		recs[i] = &Record{Message: m}
+		size += int64(len(m.Body))
+	}
+
+	if err := e.reserve(recs, size); err != nil {
+		return err
+	}
+	defer e.enqueues.Done()
+	err := e.store.Add(recs)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.queued -= len(recs)
+	e.queuedBytes -= size
+	if err != nil {
+		return fmt.Errorf("delivery: storing messages: %w", err)
+	}
+	for _, r := range recs {
+		e.queue(r)
+	}
+	byEndpoint(recs, func(name string, n int) {
+		e.obs.Enqueued(name, n)
+		e.obs.QueueDepth(name, e.endpoints[name].queued)
+	})
+	e.poke()
+	return nil
+}
+
+// reserve counts recs against the limits before they are stored, so that
+// concurrent Enqueue calls cannot overshoot together. On success the caller
+// owes e.enqueues.Done and must give the reservation back.
+func (e *Engine) reserve(recs []*Record, size int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if e.queued+len(recs) > e.opts.MaxQueued || e.queuedBytes+size > e.opts.MaxQueuedBytes {
+		byEndpoint(recs, func(name string, n int) { e.obs.Dropped(name, ReasonQueueFull, n) })
+		if !e.fullLogged {
+			e.fullLogged = true
+			e.log.Warn("webhook outbox full: refusing new messages until it drains",
+				"queued", e.queued, "queued_bytes", e.queuedBytes,
+				"max_queued", e.opts.MaxQueued, "max_queued_bytes", e.opts.MaxQueuedBytes)
+		}
+		return fmt.Errorf("%w: %d messages, %d bytes queued (limits %d, %d)",
+			ErrQueueFull, e.queued, e.queuedBytes, e.opts.MaxQueued, e.opts.MaxQueuedBytes)
+	}
+	e.fullLogged = false
+	e.queued += len(recs)
+	e.queuedBytes += size
+	e.enqueues.Add(1)
+	return nil
+}
+
+// byEndpoint calls fn once per run of records with the same endpoint.
+func byEndpoint(recs []*Record, fn func(name string, n int)) {
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].Endpoint == recs[i].Endpoint {
+			j++
+		}
+		fn(recs[i].Endpoint, j-i)
+		i = j
+	}
+}
+
+// Close stops delivery: attempts in flight are aborted and do not count,
+// and everything undelivered stays in the store for the next New. It then
+// closes the store.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.mu.Unlock()
+	e.enqueues.Wait()
+	e.cancel()
+	e.attempts.Wait()
+	e.mu.Lock()
+	for _, st := range e.endpoints {
+		if st.cfg != nil {
+			st.cfg.client.CloseIdleConnections()
+		}
+	}
+	e.mu.Unlock()
+	return e.store.Close()
+}
+
+// EndpointStats describes one endpoint's queue.
+type EndpointStats struct {
+	// Configured is false while messages wait for an endpoint of this name.
+	Configured bool `json:"configured"`
+	// Queued counts pending messages, in flight included.
+	Queued int `json:"queued"`
+	// InFlight counts attempts under way.
+	InFlight int `json:"in_flight"`
+	// Lanes counts lanes holding messages.
+	Lanes int `json:"lanes"`
+	// DeadLetters counts stored dead letters.
+	DeadLetters int `json:"dead_letters"`
+	// Breaker is BreakerClosed, BreakerOpen or BreakerHalfOpen.
+	Breaker string `json:"breaker"`
+}
+
+// Stats is a snapshot of the engine.
+type Stats struct {
+	// Queued and QueuedBytes are what counts against MaxQueued and
+	// MaxQueuedBytes.
+	Queued      int   `json:"queued"`
+	QueuedBytes int64 `json:"queued_bytes"`
+	// InFlight counts attempts under way, against Workers.
+	InFlight int `json:"in_flight"`
+	// Endpoints has every endpoint set, waited for, or holding dead letters.
+	Endpoints map[string]EndpointStats `json:"endpoints"`
+}
+
+// Stats returns the queue depths and breaker states. Dead letter counts come
+// from the store; an error reading them is returned along with the rest.
+func (e *Engine) Stats() (Stats, error) {
+	dead, err := e.store.DeadCounts()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Stats{Queued: e.queued, QueuedBytes: e.queuedBytes, InFlight: e.busy, Endpoints: map[string]EndpointStats{}}
+	for name, st := range e.endpoints {
+		s.Endpoints[name] = EndpointStats{
+			Configured:  st.cfg != nil,
+			Queued:      st.queued,
+			InFlight:    st.inflight,
+			Lanes:       len(st.lanes),
+			DeadLetters: dead[name],
+			Breaker:     st.breaker.state,
+		}
+	}
+	for name, n := range dead {
+		if _, ok := s.Endpoints[name]; !ok {
+			s.Endpoints[name] = EndpointStats{DeadLetters: n, Breaker: BreakerClosed}
+		}
+	}
+	return s, err
+}

@@ -1,0 +1,181 @@
+package delivery
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBreakerStopsAttemptsThenRecovers(t *testing.T) {
+	rx := newReceiver(t, answers(response{status: 503}))
+	h := newHarness(t, NewMemoryStore(), Options{})
+	h.set(endpoint(rx.URL, func(e *Endpoint) { e.Ordered = false; e.MaxConcurrency = 1 }))
+	var msgs []Message
+	for n := range 20 {
+		msgs = append(msgs, msg("A", n))
+	}
+	h.enqueue(msgs...)
+
+	h.waitCount("failed:rx", 10)
+	// The breaker is open: the dispatcher sleeps until the cool-down ends
+	// instead of attempting the 10 messages never tried.
+	if d := h.clock.advanceToTimer(t); d != 30*time.Second {
+		t.Fatalf("next wake in %s, want the 30s cool-down", d)
+	}
+	if st, _ := h.eng.Stats(); rx.count() != 10 {
+		t.Fatalf("%d attempts while open (stats %+v), want 10", rx.count(), st)
+	}
+	// Cool-down over: a single probe, which fails and re-opens for 60s.
+	h.waitCount("failed:rx", 11)
+	if d := h.clock.waitTimer(t); d != time.Minute {
+		t.Fatalf("after a failed probe next wake in %s, want 1m", d)
+	}
+	if rx.count() != 11 {
+		t.Fatalf("%d attempts, want 11", rx.count())
+	}
+	rx.setRespond(answers(response{status: 200}))
+	h.clock.Advance(time.Minute)
+	h.waitCount("delivered:rx", 20)
+	if got := rx.count(); got != 31 {
+		t.Errorf("%d attempts in all, want 31", got)
+	}
+	if st, _ := h.eng.Stats(); st.Endpoints["rx"].Breaker != BreakerClosed {
+		t.Errorf("breaker %s after recovery", st.Endpoints["rx"].Breaker)
+	}
+	if got := h.obs.get("retried:rx"); got != 11 {
+		t.Errorf("retried %d, want 11: waiting on the breaker is not an attempt", got)
+	}
+}
+
+func TestEnqueueRefusesWhenFull(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"message count", Options{MaxQueued: 3}},
+		{"bytes", Options{MaxQueuedBytes: int64(3 * len(msg("A", 1).Body))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rx := newReceiver(t, answers(response{status: 503}))
+			h := newHarness(t, NewMemoryStore(), tt.opts)
+			h.set(endpoint(rx.URL))
+			h.enqueue(msg("A", 1), msg("A", 2))
+			err := h.eng.Enqueue(t.Context(), msg("A", 3), msg("A", 4))
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("Enqueue over the limit = %v, want ErrQueueFull", err)
+			}
+			if got := h.obs.get("dropped:rx:" + ReasonQueueFull); got != 2 {
+				t.Errorf("dropped %d, want 2", got)
+			}
+			h.enqueue(msg("A", 3)) // all-or-nothing: room for one is left
+			if st, _ := h.eng.Stats(); st.Queued != 3 || st.Endpoints["rx"].Queued != 3 {
+				t.Errorf("queued %+v, want 3", st)
+			}
+		})
+	}
+}
+
+func TestEnqueueErrors(t *testing.T) {
+	rx := newReceiver(t, answers(response{status: 200}))
+	h := newHarness(t, NewMemoryStore(), Options{})
+	h.set(endpoint(rx.URL))
+	tests := []struct {
+		name string
+		msg  Message
+		want string
+	}{
+		{"unknown endpoint", Message{ID: "1", Endpoint: "nope", Body: []byte(`{}`)}, "unknown endpoint"},
+		{"no id", Message{Endpoint: "rx", Body: []byte(`{}`)}, "has no ID"},
+		{"prepare fails", Message{ID: "1", Endpoint: "rx", Body: []byte(`not json`)}, "preparing message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := h.eng.Enqueue(t.Context(), tt.msg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Enqueue = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	if h.obs.get("dropped:rx:"+ReasonPrepare) != 1 {
+		t.Error("a failed Prepare was not counted as dropped")
+	}
+	h.eng.Close()
+	if err := h.eng.Enqueue(t.Context(), msg("A", 1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestMessagesWaitForTheirEndpoint(t *testing.T) {
+	rx := newReceiver(t, answers(response{status: 503}))
+	h := newHarness(t, NewMemoryStore(), Options{})
+	h.set(endpoint(rx.URL))
+	h.enqueue(msg("A", 1))
+	h.waitCount("retried:rx", 1)
+	h.eng.RemoveEndpoint("rx")
+	if err := h.eng.Enqueue(t.Context(), msg("A", 2)); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("Enqueue to a removed endpoint = %v, want ErrUnknownEndpoint", err)
+	}
+	h.clock.Advance(time.Hour)
+	if st, _ := h.eng.Stats(); rx.count() != 1 || st.Endpoints["rx"].Configured || st.Endpoints["rx"].Queued != 1 {
+		t.Fatalf("%d attempts, stats %+v; want the message to wait, counted", rx.count(), st)
+	}
+	// Setting it again, with changed settings as a reload would, resumes.
+	rx.setRespond(answers(response{status: 200}))
+	h.set(endpoint(rx.URL, func(e *Endpoint) { e.Timeout = time.Second }))
+	h.waitCount("delivered:rx", 1)
+}
+
+func TestLogsOneLinePerFailureReason(t *testing.T) {
+	var buf syncBuffer
+	rx := newReceiver(t, answers(response{status: 500}))
+	h := newHarness(t, NewMemoryStore(), Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	secret := "Bearer s3cret-token"
+	h.set(endpoint(rx.URL+"/hook?token=s3cret-token", func(e *Endpoint) {
+		e.Ordered = false
+		e.Retry = []time.Duration{time.Second, time.Second}
+		e.Header = http.Header{"Authorization": {secret}}
+	}))
+	h.enqueue(msg("A", 1), msg("A", 2), msg("A", 3))
+	for i := 1; i <= 2; i++ {
+		h.waitCount("retried:rx", 3*i)
+		h.clock.advanceToTimer(t)
+	}
+	h.waitCount("dead:rx", 3)
+	rx.setRespond(answers(response{status: 200}))
+	h.enqueue(msg("B", 1))
+	h.waitCount("delivered:rx", 1)
+
+	out := buf.String()
+	for line, want := range map[string]int{"webhook delivery failing": 1, "webhook moved to dead letters": 1, "webhook delivery recovered": 1} {
+		if got := strings.Count(out, line); got != want {
+			t.Errorf("%q logged %d times, want %d:\n%s", line, got, want, out)
+		}
+	}
+	if strings.Contains(out, "s3cret") || strings.Contains(out, "lane") {
+		t.Errorf("log leaks a secret or a body:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the engine's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

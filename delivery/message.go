@@ -1,0 +1,46 @@
+package delivery
+
+import "time"
+
+// Message is one webhook to deliver.
+type Message struct {
+	// ID identifies the message to the receiver (webhook-id or the scheme's
+	// delivery id). It stays the same on every attempt and on replay so
+	// that receivers can de-duplicate.
+	ID string `json:"id"`
+	// Endpoint is the Name of the Endpoint to deliver to.
+	Endpoint string `json:"endpoint"`
+	// Lane is the ordering key, e.g. the conversation id. On an ordered
+	// endpoint, messages of one lane are delivered one at a time in
+	// enqueue order; the empty lane is a lane like any other.
+	Lane string `json:"lane,omitempty"`
+	// Body is the payload. Enqueue replaces it by the scheme's Prepare
+	// result; it is then sent byte for byte on every attempt.
+	Body []byte `json:"body"`
+	// Created is when the event happened; delivery latency is measured
+	// from it. Zero means the time of Enqueue.
+	Created time.Time `json:"created"`
+}
+
+// Record is a Message as the Store keeps it: pending while it has a
+// delivery schedule, a dead letter once DeadAt is set.
+type Record struct {
+	Message
+	// Seq orders records: the Store assigns increasing numbers on Add, and
+	// lanes deliver in Seq order.
+	Seq uint64 `json:"seq"`
+	// Attempts is the number of attempts made so far.
+	Attempts int `json:"attempts"`
+	// Next is when the next attempt is due; zero means at once.
+	Next time.Time `json:"next,omitzero"`
+	// LastStatus is the HTTP status of the last attempt, 0 if none.
+	LastStatus int `json:"last_status,omitempty"`
+	// LastError describes the last failure. It never holds the URL,
+	// headers or body.
+	LastError string `json:"last_error,omitempty"`
+	// DeadAt is when the record became a dead letter.
+	DeadAt time.Time `json:"dead_at,omitzero"`
+	// Reason says why it became a dead letter: ReasonGone or
+	// ReasonExhausted.
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,74 @@
+package delivery
+
+import "time"
+
+// Observer receives the engine's events, for metrics. Calls are made
+// synchronously from the engine's goroutines, sometimes while it holds its
+// lock: implementations must be fast and must not call back into the Engine.
+// Reasons are short, fixed strings (see the Reason constants) so that they
+// can be used as metric labels.
+type Observer interface {
+	// Enqueued reports n messages durably accepted for endpoint.
+	Enqueued(endpoint string, n int)
+	// Delivered reports a 2xx acknowledgement; latency runs from
+	// Message.Created to the acknowledgement.
+	Delivered(endpoint, schema string, latency time.Duration)
+	// Failed reports one failed attempt; status is the HTTP status, or 0
+	// when no response was received.
+	Failed(endpoint, schema, reason string, status int)
+	// Retried reports that a failed message was scheduled for another attempt.
+	Retried(endpoint, schema string)
+	// Dropped reports n messages discarded without delivery (queue full,
+	// Prepare failed, oldest dead letters trimmed).
+	Dropped(endpoint, reason string, n int)
+	// DeadLettered reports a message moved to the dead letters; reason is
+	// ReasonGone or ReasonExhausted.
+	DeadLettered(endpoint, schema, reason string)
+	// QueueDepth reports the number of pending messages of endpoint after
+	// every change.
+	QueueDepth(endpoint string, depth int)
+}
+
+// NopObserver ignores every event. Embed it in an Observer to stay
+// source-compatible when methods are added.
+type NopObserver struct{}
+
+// Enqueued does nothing.
+func (NopObserver) Enqueued(string, int) {}
+
+// Delivered does nothing.
+func (NopObserver) Delivered(string, string, time.Duration) {}
+
+// Failed does nothing.
+func (NopObserver) Failed(string, string, string, int) {}
+
+// Retried does nothing.
+func (NopObserver) Retried(string, string) {}
+
+// Dropped does nothing.
+func (NopObserver) Dropped(string, string, int) {}
+
+// DeadLettered does nothing.
+func (NopObserver) DeadLettered(string, string, string) {}
+
+// QueueDepth does nothing.
+func (NopObserver) QueueDepth(string, int) {}
+
+// Reasons passed to Observer.Failed, Dropped and DeadLettered, and stored in
+// Record.Reason for dead letters.
+const (
+	ReasonStatus      = "status"            // a non-2xx response other than below
+	ReasonRedirect    = "redirect"          // a 3xx response; never followed
+	ReasonGone        = "gone"              // 410 Gone: dead-lettered without retries
+	ReasonTimeout     = "timeout"           // no complete response within Endpoint.Timeout
+	ReasonConnect     = "connect"           // DNS or TCP connection failure
+	ReasonDenied      = "denied_address"    // DenyPrivate refused the resolved address
+	ReasonTLS         = "tls"               // TLS handshake or certificate failure
+	ReasonBody        = "unexpected_body"   // 2xx whose body lacks Endpoint.ExpectBody
+	ReasonSign        = "sign"              // the Scheme failed to sign
+	ReasonRequest     = "request"           // any other transport failure
+	ReasonExhausted   = "exhausted"         // dead-lettered after the last scheduled attempt
+	ReasonQueueFull   = "queue_full"        // Enqueue refused: MaxQueued or MaxQueuedBytes reached
+	ReasonPrepare     = "prepare"           // Enqueue refused: the Scheme's Prepare failed
+	ReasonDeadLetters = "dead_letter_limit" // oldest dead letter deleted: MaxDeadLetters reached
+)

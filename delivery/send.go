@@ -1,0 +1,131 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// maxResponseBytes bounds what is read of a receiver's response: enough for
+// an acknowledgement, and draining it lets the connection be reused.
+const maxResponseBytes = 64 << 10
+
+// outcome is the result of one attempt.
+type outcome struct {
+	status     int
+	reason     string // empty when delivered
+	detail     string // for Record.LastError and logs: no URL, headers or body
+	retryAfter time.Duration
+}
+
+func (o outcome) ok() bool { return o.reason == "" }
+
+// send makes one signed attempt to deliver rec. now is the attempt's
+// signing time.
+func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) outcome {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(rec.Body))
+	if err != nil {
+		return outcome{reason: ReasonRequest, detail: "building request: " + errorText(err)}
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	for k, vs := range c.Header {
+		h[k] = slices.Clone(vs) // the signer may append; c.Header is shared
+	}
+	if c.Scheme != nil {
+		if err := c.Scheme.Sign(h, rec.ID, now, rec.Body); err != nil {
+			return outcome{reason: ReasonSign, detail: "signing: " + err.Error()}
+		}
+	}
+	cleanHeader(h)
+
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return failure(err, c.Timeout)
+	}
+	defer resp.Body.Close()
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	st := resp.StatusCode
+	switch {
+	case st >= 200 && st < 300:
+		if c.expect != nil && (readErr != nil || !bodyMatches(c.expect, body)) {
+			return outcome{status: st, reason: ReasonBody, detail: fmt.Sprintf("HTTP %d without the expected acknowledgement", st)}
+		}
+		return outcome{status: st}
+	case st == http.StatusGone:
+		return outcome{status: st, reason: ReasonGone, detail: "HTTP 410 Gone: the receiver asks not to retry"}
+	case st >= 300 && st < 400:
+		return outcome{status: st, reason: ReasonRedirect, detail: fmt.Sprintf("HTTP %d redirect, not followed", st)}
+	}
+	o := outcome{status: st, reason: ReasonStatus, detail: fmt.Sprintf("HTTP %d", st)}
+	if st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable {
+		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	return o
+}
+
+// failure classifies a transport error.
+func failure(err error, timeout time.Duration) outcome {
+	var (
+		denied    *DeniedAddressError
+		netErr    net.Error
+		opErr     *net.OpError
+		dnsErr    *net.DNSError
+		certErr   *tls.CertificateVerificationError
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		alert     tls.AlertError
+		recErr    tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &denied):
+		return outcome{reason: ReasonDenied, detail: denied.Error()}
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return outcome{reason: ReasonTimeout, detail: fmt.Sprintf("no response within %s", timeout)}
+	case errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) ||
+		errors.As(err, &alert) || errors.As(err, &recErr):
+		return outcome{reason: ReasonTLS, detail: errorText(err)}
+	case errors.As(err, &dnsErr) || errors.As(err, &opErr) && opErr.Op == "dial":
+		return outcome{reason: ReasonConnect, detail: errorText(err)}
+	}
+	return outcome{reason: ReasonRequest, detail: errorText(err)}
+}
+
+// errorText drops the *url.Error wrapper, whose text repeats the URL and so
+// possibly a secret in its path or query.
+func errorText(err error) string {
+	var u *url.Error
+	if errors.As(err, &u) {
+		err = u.Err
+	}
+	return err.Error()
+}
+
+// bodyMatches reports whether the JSON object body has every member of
+// want with an equal value.
+func bodyMatches(want map[string]any, body []byte) bool {
+	var got map[string]any
+	if json.Unmarshal(body, &got) != nil {
+		return false
+	}
+	for k, v := range want {
+		if gv, ok := got[k]; !ok || !reflect.DeepEqual(gv, v) {
+			return false
+		}
+	}
+	return true
+}

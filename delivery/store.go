@@ -1,0 +1,57 @@
+package delivery
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned for a dead letter that does not exist.
+var ErrNotFound = errors.New("delivery: no such dead letter")
+
+// ErrClosed is returned by a closed Engine or Store.
+var ErrClosed = errors.New("delivery: closed")
+
+// Store keeps pending messages and dead letters. Writes return once they are
+// durable (for a persistent store). The Engine is the only writer of a
+// Store, and calls it from several goroutines at once.
+type Store interface {
+	// Add stores new pending records, assigning each a Seq higher than any
+	// before, in slice order.
+	Add(recs []*Record) error
+	// Save updates a pending record's schedule (Attempts, Next, LastStatus,
+	// LastError).
+	Save(rec *Record) error
+	// Delete removes a delivered pending record.
+	Delete(seq uint64) error
+	// Bury moves a pending record to the dead letters of its endpoint,
+	// replacing a dead letter with the same id, then deletes the oldest
+	// dead letters of that endpoint until at most keep remain, and returns
+	// how many it deleted so.
+	Bury(rec *Record, keep int) (trimmed int, err error)
+	// Pending returns all pending records in Seq order.
+	Pending() ([]*Record, error)
+	// DeadLetters returns up to limit dead letters of endpoint (all
+	// endpoints if empty), oldest first; limit <= 0 means all.
+	DeadLetters(endpoint string, limit int) ([]Record, error)
+	// DeadLetter returns one dead letter, or ErrNotFound.
+	DeadLetter(endpoint, id string) (Record, error)
+	// Revive turns a dead letter back into a pending record with a fresh
+	// Seq, no attempts and Next zero, and returns it; ErrNotFound if none.
+	Revive(endpoint, id string) (*Record, error)
+	// ReviveAll revives every dead letter of endpoint (all if empty).
+	ReviveAll(endpoint string) ([]*Record, error)
+	// Forget deletes a dead letter; ErrNotFound if none.
+	Forget(endpoint, id string) error
+	// DeadCounts returns the number of dead letters per endpoint.
+	DeadCounts() (map[string]int, error)
+	// Close releases the store. Pending records and dead letters stay in a
+	// persistent store.
+	Close() error
+}
+
+// revive resets a dead letter into a fresh pending record; the store sets
+// its new Seq.
+func revive(rec *Record) {
+	rec.Attempts, rec.Next, rec.LastStatus, rec.LastError = 0, time.Time{}, 0, ""
+	rec.DeadAt, rec.Reason = time.Time{}, ""
+}

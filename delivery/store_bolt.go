@@ -1,0 +1,395 @@
+package delivery
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket layout. Keys embed the endpoint as a length-prefixed string so that
+// a prefix scan finds exactly one endpoint's dead letters, oldest first.
+var (
+	bucketPending = []byte("pending")    // seq → record
+	bucketDead    = []byte("dead")       // endpoint, seq → record
+	bucketDeadID  = []byte("dead_id")    // endpoint, id → seq
+	bucketDeadN   = []byte("dead_count") // endpoint → count
+)
+
+// maxBatch bounds one group commit so that a flood of writers does not make
+// a single transaction unboundedly large.
+const maxBatch = 1000
+
+// boltStore is a Store in a bbolt file. All writes go through one committer
+// goroutine that folds whatever writes are waiting into one transaction: one
+// fsync serves many concurrent Enqueue calls, with no added delay when idle.
+type boltStore struct {
+	db     *bolt.DB
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+	ops    chan *boltOp
+	done   chan struct{}
+}
+
+type boltOp struct {
+	fn  func(*bolt.Tx) error
+	err chan error
+}
+
+// OpenBolt opens or creates the bbolt outbox at path. Pending messages in it
+// are delivered by the Engine given it. The file is locked: a second
+// process opening it fails after 5 seconds instead of waiting forever.
+func OpenBolt(path string) (Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: opening outbox %s: %w (is another process using it?)", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketPending, bucketDead, bucketDeadID, bucketDeadN} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("delivery: preparing outbox %s: %w", path, err)
+	}
+	s := &boltStore{db: db, ops: make(chan *boltOp, maxBatch), done: make(chan struct{})}
+	go s.commitLoop()
+	return s, nil
+}
+
+// update runs fn in a (shared) write transaction and returns once it is
+// committed. fn may run more than once, so it must only write to the
+// transaction and to variables it resets itself.
+func (s *boltStore) update(fn func(*bolt.Tx) error) error {
+	op := &boltOp{fn: fn, err: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.ops <- op
+	s.mu.RUnlock()
+	return <-op.err
+}
+
+func (s *boltStore) commitLoop() {
+	defer close(s.done)
+	for op := range s.ops {
+		batch := []*boltOp{op}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case more, ok := <-s.ops:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, more)
+			default:
+				break gather
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, o := range batch {
+				if err := o.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, o := range batch {
+			if err != nil && len(batch) > 1 {
+				// One op failed the shared transaction: rerun each alone so
+				// that only the faulty one reports an error.
+				o.err <- s.db.Update(o.fn)
+			} else {
+				o.err <- err
+			}
+		}
+	}
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func endpointPrefix(endpoint string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(endpoint))), endpoint...)
+}
+
+func putCount(b *bolt.Bucket, endpoint string, n int) error {
+	if n <= 0 {
+		return b.Delete([]byte(endpoint))
+	}
+	return b.Put([]byte(endpoint), binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+func getCount(b *bolt.Bucket, endpoint string) int {
+	if v := b.Get([]byte(endpoint)); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func (s *boltStore) Add(recs []*Record) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending)
+		for _, r := range recs {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			r.Seq = seq
+			if err := b.Put(seqKey(seq), encodeRecord(r)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *boltStore) Save(rec *Record) error {
+	v := encodeRecord(rec)
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending)
+		if b.Get(seqKey(rec.Seq)) == nil {
+			return nil // delivered or buried meanwhile
+		}
+		return b.Put(seqKey(rec.Seq), v)
+	})
+}
+
+func (s *boltStore) Delete(seq uint64) error {
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).Delete(seqKey(seq))
+	})
+}
+
+func (s *boltStore) Bury(rec *Record, keep int) (int, error) {
+	v := encodeRecord(rec)
+	var trimmed int
+	err := s.update(func(tx *bolt.Tx) error {
+		trimmed = 0
+		if err := tx.Bucket(bucketPending).Delete(seqKey(rec.Seq)); err != nil {
+			return err
+		}
+		dead, ids, counts := tx.Bucket(bucketDead), tx.Bucket(bucketDeadID), tx.Bucket(bucketDeadN)
+		prefix := endpointPrefix(rec.Endpoint)
+		n := getCount(counts, rec.Endpoint)
+		idKey := append(bytes.Clone(prefix), rec.ID...)
+		if old := ids.Get(idKey); old != nil {
+			if err := dead.Delete(append(bytes.Clone(prefix), old...)); err != nil {
+				return err
+			}
+			n--
+		}
+		if err := dead.Put(append(bytes.Clone(prefix), seqKey(rec.Seq)...), v); err != nil {
+			return err
+		}
+		if err := ids.Put(idKey, seqKey(rec.Seq)); err != nil {
+			return err
+		}
+		n++
+		c := dead.Cursor()
+		for ; n > keep; n-- {
+			k, v := c.Seek(prefix)
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				break
+			}
+			old, err := decodeRecord(v)
+			if err != nil {
+				return err
+			}
+			if err := ids.Delete(append(bytes.Clone(prefix), old.ID...)); err != nil {
+				return err
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			trimmed++
+		}
+		return putCount(counts, rec.Endpoint, n)
+	})
+	return trimmed, err
+}
+
+func (s *boltStore) Pending() ([]*Record, error) {
+	var out []*Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
+			r, err := decodeRecord(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// eachDead calls fn for the dead letters of endpoint (all if empty) in key
+// order until fn returns false.
+func eachDead(tx *bolt.Tx, endpoint string, fn func(k []byte, r *Record) bool) error {
+	var prefix []byte
+	if endpoint != "" {
+		prefix = endpointPrefix(endpoint)
+	}
+	c := tx.Bucket(bucketDead).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		r, err := decodeRecord(v)
+		if err != nil {
+			return err
+		}
+		if !fn(k, r) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *boltStore) DeadLetters(endpoint string, limit int) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return eachDead(tx, endpoint, func(_ []byte, r *Record) bool {
+			out = append(out, *r)
+			return limit <= 0 || len(out) < limit
+		})
+	})
+	return out, err
+}
+
+// findDead returns the key and record of a dead letter, or ErrNotFound.
+func findDead(tx *bolt.Tx, endpoint, id string) ([]byte, *Record, error) {
+	prefix := endpointPrefix(endpoint)
+	seq := tx.Bucket(bucketDeadID).Get(append(bytes.Clone(prefix), id...))
+	if seq == nil {
+		return nil, nil, ErrNotFound
+	}
+	k := append(prefix, seq...)
+	v := tx.Bucket(bucketDead).Get(k)
+	if v == nil {
+		return nil, nil, ErrNotFound
+	}
+	r, err := decodeRecord(v)
+	return k, r, err
+}
+
+func (s *boltStore) DeadLetter(endpoint, id string) (Record, error) {
+	var out Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		_, r, err := findDead(tx, endpoint, id)
+		if err == nil {
+			out = *r
+		}
+		return err
+	})
+	return out, err
+}
+
+// unbury deletes one dead letter and its index entry and count.
+func unbury(tx *bolt.Tx, k []byte, r *Record) error {
+	if err := tx.Bucket(bucketDead).Delete(k); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketDeadID).Delete(append(endpointPrefix(r.Endpoint), r.ID...)); err != nil {
+		return err
+	}
+	counts := tx.Bucket(bucketDeadN)
+	return putCount(counts, r.Endpoint, getCount(counts, r.Endpoint)-1)
+}
+
+// requeue stores a dead letter as pending again under a fresh Seq.
+func requeue(tx *bolt.Tx, r *Record) error {
+	revive(r)
+	b := tx.Bucket(bucketPending)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	r.Seq = seq
+	return b.Put(seqKey(seq), encodeRecord(r))
+}
+
+func (s *boltStore) Revive(endpoint, id string) (*Record, error) {
+	var out *Record
+	err := s.update(func(tx *bolt.Tx) error {
+		k, r, err := findDead(tx, endpoint, id)
+		if err != nil {
+			return err
+		}
+		if err := unbury(tx, k, r); err != nil {
+			return err
+		}
+		out = r
+		return requeue(tx, r)
+	})
+	return out, err
+}
+
+func (s *boltStore) ReviveAll(endpoint string) ([]*Record, error) {
+	var out []*Record
+	err := s.update(func(tx *bolt.Tx) error {
+		out = nil
+		var keys [][]byte
+		err := eachDead(tx, endpoint, func(k []byte, r *Record) bool {
+			keys = append(keys, bytes.Clone(k))
+			out = append(out, r)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		// Collected first: deleting under a moving bolt cursor skips keys.
+		for i, r := range out {
+			if err := unbury(tx, keys[i], r); err != nil {
+				return err
+			}
+			if err := requeue(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *boltStore) Forget(endpoint, id string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		k, r, err := findDead(tx, endpoint, id)
+		if err != nil {
+			return err
+		}
+		return unbury(tx, k, r)
+	})
+}
+
+func (s *boltStore) DeadCounts() (map[string]int, error) {
+	out := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeadN).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] = int(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (s *boltStore) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}
