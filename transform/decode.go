@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -22,6 +24,9 @@ const (
 	ProblemDecodeTooLarge = "decompressed_too_large"
 	ProblemUnknownCoding  = "unknown_content_encoding"
 	ProblemAborted        = "aborted"
+	// ProblemTooManyItems: a rule's each found more elements than one
+	// exchange may turn into events; the rest were ignored.
+	ProblemTooManyItems = "too_many_items"
 )
 
 var errTooLarge = errors.New("decoded body exceeds the limit")
@@ -41,7 +46,19 @@ func decodeContent(body []byte, h http.Header, limit int64) ([]byte, string) {
 		}
 		r = zr
 	case "deflate":
-		r = flate.NewReader(bytes.NewReader(body))
+		// HTTP's deflate is zlib-wrapped (RFC 9110), but some servers send
+		// raw deflate: a zlib header tells them apart.
+		if len(body) >= 2 && body[0]&0x0f == 8 && (uint16(body[0])<<8|uint16(body[1]))%31 == 0 {
+			zr, err := zlib.NewReader(bytes.NewReader(body))
+			if err != nil {
+				return nil, ProblemDecodeError
+			}
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(body))
+		}
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(body))
 	case "zstd":
 		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)))
 		if err != nil {

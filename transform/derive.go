@@ -3,6 +3,8 @@ package transform
 import (
 	"fmt"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // DefaultDecodeLimit bounds the decoded size of one body (after content
@@ -22,16 +24,26 @@ type DeriverConfig struct {
 	Defaults []Field
 	// DecodeLimit bounds decoded body size; 0 means DefaultDecodeLimit.
 	DecodeLimit int64
+	// State, when set, remembers each conversation's attributes between
+	// exchanges: conversation.updated events then carry conversation.changed,
+	// and events fill in attributes their own exchange lacks.
+	State StateStore
 }
 
 // Deriver turns exchanges into canonical events. It is safe for concurrent
-// use: its state is fixed once it is built.
+// use: its own state is fixed once it is built, and State must be safe for
+// concurrent use.
 type Deriver struct {
 	rules    []*compiledRule
 	convID   []source
 	defaults []compiledField
 	limit    int64
+	state    StateStore
 }
+
+// maxItems bounds the events one exchange yields through a rule's each, so
+// that a crafted batch cannot flood the outbox.
+const maxItems = 1000
 
 // Outcome is what one exchange yielded.
 type Outcome struct {
@@ -43,7 +55,7 @@ type Outcome struct {
 
 // NewDeriver compiles a configuration; errors name the rule and what is wrong.
 func NewDeriver(cfg DeriverConfig) (*Deriver, error) {
-	d := &Deriver{limit: cfg.DecodeLimit}
+	d := &Deriver{limit: cfg.DecodeLimit, state: cfg.State}
 	if d.limit <= 0 {
 		d.limit = DefaultDecodeLimit
 	}
@@ -71,7 +83,7 @@ func NewDeriver(cfg DeriverConfig) (*Deriver, error) {
 		d.convID = append(d.convID, src)
 	}
 	var err error
-	if d.defaults, err = compileFields(cfg.Defaults); err != nil {
+	if d.defaults, err = compileFields(cfg.Defaults, 0); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -107,37 +119,108 @@ func (d *Deriver) Derive(ex *Exchange) Outcome {
 		if !r.matches(&v) {
 			continue
 		}
-		if r.stream != nil && !v.respDone {
-			v.respStream = r.stream
+		if r.each == nil {
+			d.emit(&v, r, when, &out)
+			continue
 		}
-		data := d.build(&v, r.fields, nil)
-		for _, e := range r.emit {
-			if (e.If != "" && !data.has(e.If)) || (e.Unless != "" && data.has(e.Unless)) {
-				continue
-			}
-			doc := data.doc
-			if len(e.fields) > 0 {
-				doc = d.build(&v, r.fields, e.fields).doc
-			}
-			out.Events = append(out.Events, Event{ID: NewID(), Type: e.Event, Time: when.UTC(), Data: doc})
-		}
+		r.forEach(&v, func() { d.emit(&v, r, when, &out) })
 	}
 	return out
 }
 
-// builtData is an event document and the paths it holds.
+// emit appends the events of one rule: for the exchange, or for the element
+// of the rule's each that v holds.
+func (d *Deriver) emit(v *view, r *compiledRule, when time.Time, out *Outcome) {
+	data := d.build(v, r.fields, nil)
+	var conv *convState
+	for i := range r.emit {
+		e := &r.emit[i]
+		if (e.If != "" && !data.has(e.If)) || (e.Unless != "" && data.has(e.Unless)) || !condsHold(e.when, v, &data) {
+			continue
+		}
+		ev := data
+		if len(e.fields) > 0 {
+			ev = d.build(v, r.fields, e.fields)
+		}
+		if d.state != nil {
+			if conv == nil {
+				conv = loadConv(d.state, &ev)
+			}
+			ev.entries = conv.apply(ev.entries, e.Event)
+		}
+		out.Events = append(out.Events, Event{ID: NewID(), Type: e.Event, Time: when.UTC(), Data: ev.render()})
+	}
+	conv.save()
+}
+
+// forEach calls fn once per innermost element of the rule's each, with
+// v.item and v.parent set, stopping after maxItems elements.
+func (c *compiledRule) forEach(v *view, fn func()) {
+	list, ok := c.each.lookup(v)
+	if !ok {
+		return
+	}
+	n := 0
+	var walk func(level int, r gjson.Result) bool
+	walk = func(level int, r gjson.Result) bool {
+		visit := func(_, el gjson.Result) bool {
+			if level < len(c.eachPaths) {
+				v.parent = el
+				return walk(level+1, el.Get(c.eachPaths[level]))
+			}
+			if n == maxItems {
+				v.problem(ProblemTooManyItems)
+				return false
+			}
+			n++
+			v.item = el
+			fn()
+			return true
+		}
+		if r.IsArray() {
+			r.ForEach(visit)
+			return n < maxItems
+		}
+		return !r.Exists() || r.Type == gjson.Null || visit(gjson.Result{}, r)
+	}
+	walk(0, list)
+	v.item, v.parent = gjson.Result{}, gjson.Result{}
+}
+
+// builtData is an event's fields before they become its document.
 type builtData struct {
-	doc     []byte
 	entries []docEntry
 }
 
 func (b builtData) has(path string) bool {
+	_, ok := findEntry(b.entries, path)
+	return ok
+}
+
+// get returns the value of a field.
+func (b *builtData) get(path string) (gjson.Result, bool) {
+	raw, ok := findEntry(b.entries, path)
+	if !ok {
+		return gjson.Result{}, false
+	}
+	return gjson.ParseBytes(raw), true
+}
+
+func (b builtData) render() []byte {
+	size := 2
 	for _, e := range b.entries {
+		size += len(e.raw) + len(e.path) + 4
+	}
+	return buildDoc(make([]byte, 0, size), b.entries)
+}
+
+func findEntry(entries []docEntry, path string) ([]byte, bool) {
+	for _, e := range entries {
 		if e.path == path {
-			return true
+			return e.raw, true
 		}
 	}
-	return false
+	return nil, false
 }
 
 // build resolves fields, then more (an emit's own fields, which win), then
@@ -171,5 +254,5 @@ func (d *Deriver) build(v *view, fields, more []compiledField) builtData {
 			set(f.to, f.from)
 		}
 	}
-	return builtData{doc: buildDoc(make([]byte, 0, len(vals)+16*len(entries)), entries), entries: entries}
+	return builtData{entries: entries}
 }

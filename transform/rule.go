@@ -5,6 +5,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // Rule derives events from exchanges that match it. Presets are rules written
@@ -16,9 +18,16 @@ type Rule struct {
 	// Stream names the decoder for a text/event-stream response (see
 	// streamDecoders), e.g. "openai_chat".
 	Stream string `json:"stream,omitempty"`
+	// Each makes the rule emit once per element of a list in the traffic,
+	// such as every message of a batched webhook. The first entry is a
+	// source whose value is the list (a single value is a list of one); each
+	// later entry is a gjson path into the previous level's elements. Sources
+	// read the innermost element as item.<path> and the element enclosing it
+	// as parent.<path>.
+	Each []string `json:"each,omitempty"`
 	// Fields set event data; each takes the first source that has a value.
 	Fields []Field `json:"fields,omitempty"`
-	// Emit lists the events the rule produces from one exchange.
+	// Emit lists the events the rule produces from one exchange (or item).
 	Emit []Emit `json:"emit"`
 }
 
@@ -37,6 +46,19 @@ type Match struct {
 	// ContentTypes match the request's media type, by exact value or a
 	// "type/*" wildcard.
 	ContentTypes []string `json:"content_types,omitempty"`
+	// When are conditions on sources, checked after the criteria above, for
+	// traffic told apart by its body, e.g. a webhook's "object" member.
+	When []Cond `json:"when,omitempty"`
+}
+
+// Cond tests one value: it holds when the value is present (not absent,
+// null or "") and, if In is given, its text is one of In (a number, boolean
+// or string reads as its plain text: 1, true, open). Not inverts the test.
+type Cond struct {
+	// Value is a source expression; in an Emit it may also be an event field.
+	Value string   `json:"value"`
+	In    []string `json:"in,omitempty"`
+	Not   bool     `json:"not,omitempty"`
 }
 
 // Field sets one event path from the first of its sources that has a value.
@@ -46,29 +68,42 @@ type Field struct {
 }
 
 // Emit produces one event of a type, optionally only when a field of the
-// event has a value (If) or has none (Unless). Fields set data for this
-// event only, on top of the rule's.
+// event has a value (If) or has none (Unless) and its When conditions hold.
+// Fields set data for this event only, on top of the rule's.
 type Emit struct {
 	Event  string  `json:"event"`
 	If     string  `json:"if,omitempty"`
 	Unless string  `json:"unless,omitempty"`
+	When   []Cond  `json:"when,omitempty"`
 	Fields []Field `json:"fields,omitempty"`
 }
 
 type compiledRule struct {
-	name    string
-	methods []string
-	paths   []pathPattern
-	status  []string
-	ctypes  []string
-	stream  streamDecoder
-	fields  []compiledField
-	emit    []compiledEmit
+	name      string
+	methods   []string
+	paths     []pathPattern
+	status    []string
+	ctypes    []string
+	when      []compiledCond
+	stream    streamDecoder
+	each      *source
+	eachPaths []string
+	fields    []compiledField
+	emit      []compiledEmit
 }
 
 type compiledEmit struct {
 	Emit
+	when   []compiledCond
 	fields []compiledField
+}
+
+// compiledCond tests an event field when field is set, else src.
+type compiledCond struct {
+	field string
+	src   source
+	in    []string
+	not   bool
 }
 
 type compiledField struct {
@@ -107,6 +142,19 @@ func compileRule(r Rule) (*compiledRule, error) {
 		}
 		c.status = append(c.status, strings.ToLower(s))
 	}
+	if len(r.Each) > 0 {
+		each, err := parseSource(r.Each[0])
+		if err != nil {
+			return fail("each: %v", err)
+		}
+		c.each, c.eachPaths = &each, r.Each[1:]
+	}
+	// item. sources need one level of each, parent. sources two.
+	items := len(r.Each)
+	var err error
+	if c.when, err = compileConds(r.Match.When, false, 0); err != nil {
+		return fail("match when: %v", err)
+	}
 	if r.Stream != "" {
 		d, ok := streamDecoders[r.Stream]
 		if !ok {
@@ -114,8 +162,7 @@ func compileRule(r Rule) (*compiledRule, error) {
 		}
 		c.stream = d
 	}
-	var err error
-	if c.fields, err = compileFields(r.Fields); err != nil {
+	if c.fields, err = compileFields(r.Fields, items); err != nil {
 		return fail("%v", err)
 	}
 	if len(r.Emit) == 0 {
@@ -131,7 +178,10 @@ func compileRule(r Rule) (*compiledRule, error) {
 			}
 		}
 		ce := compiledEmit{Emit: e}
-		if ce.fields, err = compileFields(e.Fields); err != nil {
+		if ce.when, err = compileConds(e.When, true, items); err != nil {
+			return fail("%s: when: %v", e.Event, err)
+		}
+		if ce.fields, err = compileFields(e.Fields, items); err != nil {
 			return fail("%s: %v", e.Event, err)
 		}
 		c.emit = append(c.emit, ce)
@@ -139,7 +189,9 @@ func compileRule(r Rule) (*compiledRule, error) {
 	return c, nil
 }
 
-func compileFields(fields []Field) ([]compiledField, error) {
+// compileFields compiles field sources; items is the number of each levels
+// the rule has, which item. and parent. sources need.
+func compileFields(fields []Field, items int) ([]compiledField, error) {
 	var out []compiledField
 	for _, f := range fields {
 		if !knownField(f.To) {
@@ -150,7 +202,7 @@ func compileFields(fields []Field) ([]compiledField, error) {
 		}
 		cf := compiledField{to: f.To}
 		for _, s := range f.From {
-			src, err := parseSource(s)
+			src, err := parseItemSource(s, items)
 			if err != nil {
 				return nil, fmt.Errorf("field %q: %v", f.To, err)
 			}
@@ -159,6 +211,43 @@ func compileFields(fields []Field) ([]compiledField, error) {
 		out = append(out, cf)
 	}
 	return out, nil
+}
+
+// compileConds compiles conditions; fields says whether a condition may test
+// an event field (only an Emit's can: a Match's run before there is an event).
+func compileConds(conds []Cond, fields bool, items int) ([]compiledCond, error) {
+	var out []compiledCond
+	for _, cd := range conds {
+		cc := compiledCond{in: cd.In, not: cd.Not}
+		if fields && knownField(cd.Value) {
+			cc.field = cd.Value
+		} else {
+			if _, err := parseSource(cd.Value); err != nil && fields {
+				return nil, fmt.Errorf("%q is neither an event field nor a value source", cd.Value)
+			}
+			var err error
+			if cc.src, err = parseItemSource(cd.Value, items); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, cc)
+	}
+	return out, nil
+}
+
+// parseItemSource parses a source and checks that the item. and parent.
+// sources it uses have a rule-level each to read from.
+func parseItemSource(s string, items int) (source, error) {
+	src, err := parseSource(s)
+	if err != nil {
+		return src, err
+	}
+	for in := &src; in != nil; in = in.inner {
+		if (in.kind == srcItem && items < 1) || (in.kind == srcParent && items < 2) {
+			return src, fmt.Errorf("%q reads an element of each, but the rule's each has too few levels for it", s)
+		}
+	}
+	return src, nil
 }
 
 func isEventType(t string) bool {
@@ -179,12 +268,44 @@ func validStatus(s string) bool {
 }
 
 // matches reports whether the exchange is for this rule, and captures named
-// path segments into v.
+// path segments into v. The rule's stream decoder is chosen before its When
+// conditions, which may read the response body.
 func (c *compiledRule) matches(v *view) bool {
 	if len(c.status) > 0 && !c.matchStatus(v.ex.Status) {
 		return false
 	}
-	return c.matchesRequest(v)
+	if !c.matchesRequest(v) {
+		return false
+	}
+	if c.stream != nil && !v.respDone {
+		v.respStream = c.stream
+	}
+	return condsHold(c.when, v, nil)
+}
+
+// condsHold reports whether every condition holds; data holds the event's
+// fields for conditions on them.
+func condsHold(conds []compiledCond, v *view, data *builtData) bool {
+	for i := range conds {
+		if conds[i].holds(v, data) == conds[i].not {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiledCond) holds(v *view, data *builtData) bool {
+	var r gjson.Result
+	var ok bool
+	if c.field != "" {
+		r, ok = data.get(c.field)
+	} else {
+		r, ok = c.src.lookup(v)
+	}
+	if !ok || len(c.in) == 0 {
+		return ok
+	}
+	return contains(c.in, r.String())
 }
 
 // matchesRequest applies the criteria known before the response.

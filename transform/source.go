@@ -16,12 +16,19 @@ import (
 //	request.header.<Name>         response.header.<Name>
 //	request.query.<name>          request.path.<segment name>
 //	request.method  request.path  request.host  response.status
+//	item.<gjson path>             the element of a rule's each being emitted
+//	parent.<gjson path>           the element enclosing it (two-level each)
 //	=<text>                       a constant string
 //	true  false                   a constant boolean
 //	hash:<source>                 a stable digest of another source's value
+//	text:<source>                 another source's value as plain text: a
+//	                              string as it is; a list's strings and its
+//	                              objects' "text" members joined by spaces
+//	                              (message parts, first and last names)
 //
 // Bodies are read after decoding (content encoding, forms, streams), so the
-// same path serves a JSON answer and its streamed form.
+// same path serves a JSON answer and its streamed form, and a form field the
+// same path as a JSON member.
 type source struct {
 	kind    sourceKind
 	arg     string
@@ -44,6 +51,9 @@ const (
 	srcHost
 	srcStatus
 	srcHash
+	srcText
+	srcItem
+	srcParent
 )
 
 var sourcePrefixes = []struct {
@@ -56,6 +66,17 @@ var sourcePrefixes = []struct {
 	{"response.header.", srcResponseHeader},
 	{"request.query.", srcQuery},
 	{"request.path.", srcPathParam},
+	{"item.", srcItem},
+	{"parent.", srcParent},
+}
+
+// sourceModifiers wrap another source: "hash:request.body.user".
+var sourceModifiers = []struct {
+	prefix string
+	kind   sourceKind
+}{
+	{"hash:", srcHash},
+	{"text:", srcText},
 }
 
 func parseSource(s string) (source, error) {
@@ -72,19 +93,22 @@ func parseSource(s string) (source, error) {
 		return source{kind: srcHost}, nil
 	case s == "response.status":
 		return source{kind: srcStatus}, nil
-	case strings.HasPrefix(s, "hash:"):
-		inner, err := parseSource(s[len("hash:"):])
-		if err != nil {
-			return source{}, err
+	}
+	for _, m := range sourceModifiers {
+		if rest, ok := strings.CutPrefix(s, m.prefix); ok {
+			inner, err := parseSource(rest)
+			if err != nil {
+				return source{}, err
+			}
+			return source{kind: m.kind, inner: &inner}, nil
 		}
-		return source{kind: srcHash, inner: &inner}, nil
 	}
 	for _, p := range sourcePrefixes {
 		if strings.HasPrefix(s, p.prefix) && len(s) > len(p.prefix) {
 			return source{kind: p.kind, arg: s[len(p.prefix):]}, nil
 		}
 	}
-	return source{}, fmt.Errorf("unknown value source %q: write request.body.<path>, response.body.<path>, request.header.<Name>, response.header.<Name>, request.query.<name>, request.path.<name>, request.method, request.path, response.status, hash:<source>, true, false, or =<constant text>", s)
+	return source{}, fmt.Errorf("unknown value source %q: write request.body.<path>, response.body.<path>, request.header.<Name>, response.header.<Name>, request.query.<name>, request.path.<name>, request.method, request.path, response.status, item.<path>, parent.<path>, hash:<source>, text:<source>, true, false, or =<constant text>", s)
 }
 
 // appendValue appends the source's value as JSON to dst. ok is false when the
@@ -93,10 +117,18 @@ func (s *source) appendValue(dst []byte, v *view) ([]byte, bool) {
 	switch s.kind {
 	case srcLiteral:
 		return append(dst, s.literal...), true
-	case srcRequestBody:
-		return appendJSONPath(dst, v.requestBody(), s.arg)
-	case srcResponseBody:
-		return appendJSONPath(dst, v.responseBody(), s.arg)
+	case srcRequestBody, srcResponseBody, srcItem, srcParent:
+		r, ok := s.lookup(v)
+		if !ok {
+			return dst, false
+		}
+		return appendResult(dst, r), true
+	case srcText:
+		r, ok := s.inner.lookup(v)
+		if !ok {
+			return dst, false
+		}
+		return appendText(dst, r)
 	case srcRequestHeader:
 		return appendNonEmpty(dst, v.ex.RequestHeader.Get(s.arg))
 	case srcResponseHeader:
@@ -130,15 +162,61 @@ func (s *source) appendValue(dst []byte, v *view) ([]byte, bool) {
 	return dst, false
 }
 
-func appendJSONPath(dst, doc []byte, path string) ([]byte, bool) {
+// lookup returns the source's value; ok is false when it is absent, null or
+// "". JSON sources are read in place; others are parsed from their value.
+func (s *source) lookup(v *view) (gjson.Result, bool) {
+	var r gjson.Result
+	switch s.kind {
+	case srcRequestBody:
+		r = getPath(v.requestBody(), s.arg)
+	case srcResponseBody:
+		r = getPath(v.responseBody(), s.arg)
+	case srcItem:
+		r = v.item.Get(s.arg)
+	case srcParent:
+		r = v.parent.Get(s.arg)
+	default:
+		raw, ok := s.appendValue(nil, v)
+		if !ok {
+			return r, false
+		}
+		r = gjson.ParseBytes(raw)
+	}
+	return r, r.Exists() && r.Type != gjson.Null && (r.Type != gjson.String || r.Str != "")
+}
+
+func getPath(doc []byte, path string) gjson.Result {
 	if len(doc) == 0 {
+		return gjson.Result{}
+	}
+	return gjson.GetBytes(doc, path)
+}
+
+// appendText appends r as plain text (see text: in the source syntax).
+func appendText(dst []byte, r gjson.Result) ([]byte, bool) {
+	switch {
+	case r.IsObject():
+		r = r.Get("text")
+	case r.IsArray():
+		var text []byte
+		r.ForEach(func(_, el gjson.Result) bool {
+			if el.IsObject() {
+				el = el.Get("text")
+			}
+			if el.Type == gjson.String && el.Str != "" {
+				if len(text) > 0 {
+					text = append(text, ' ')
+				}
+				text = append(text, el.Str...)
+			}
+			return true
+		})
+		r = gjson.Result{Type: gjson.String, Str: string(text)}
+	}
+	if r.Type != gjson.String || r.Str == "" {
 		return dst, false
 	}
-	r := gjson.GetBytes(doc, path)
-	if !r.Exists() || r.Type == gjson.Null || (r.Type == gjson.String && r.Str == "") {
-		return dst, false
-	}
-	return appendResult(dst, r), true
+	return appendString(dst, r.Str), true
 }
 
 func appendNonEmpty(dst []byte, s string) ([]byte, bool) {

@@ -10,6 +10,8 @@ type view struct {
 	ex     *Exchange
 	limit  int64
 	params []string // name, value pairs captured by path patterns
+	// item and parent are the elements of a rule's each being emitted.
+	item, parent gjson.Result
 
 	reqDone, respDone bool
 	req, resp         []byte
@@ -67,7 +69,8 @@ func (v *view) jsonBody(body []byte, h map[string][]string, stream streamDecoder
 	}
 	body, p := decodeContent(body, h, v.limit)
 	v.problem(p)
-	if mediaType(h) == "text/event-stream" {
+	switch mediaType(h) {
+	case "text/event-stream":
 		if stream == nil {
 			return nil
 		}
@@ -75,6 +78,10 @@ func (v *view) jsonBody(body []byte, h map[string][]string, stream streamDecoder
 		if !complete {
 			v.problem(ProblemTruncated)
 		}
+		return doc
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		doc, p := formJSON(body, h, v.limit)
+		v.problem(p)
 		return doc
 	}
 	if !gjson.ValidBytes(body) {

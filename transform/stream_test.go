@@ -1,0 +1,107 @@
+package transform
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestEachSSEFollowsTheEventStreamFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []string // "event|data" per dispatched event
+	}{
+		{"lf lines", "event: a\ndata: 1\n\ndata: 2\n\n", []string{"a|1", "|2"}},
+		{"crlf lines", "event: a\r\ndata: 1\r\n\r\n", []string{"a|1"}},
+		{"lone cr lines", "event: a\rdata: 1\r\rdata: 2\r\r", []string{"a|1", "|2"}},
+		{"multi-line data is joined with newlines", "data: one\ndata: two\ndata: three\n\n", []string{"|one\ntwo\nthree"}},
+		{"comments, ids and retries are not events", ": keep-alive\nid: 7\nretry: 1000\n\ndata: x\n\n", []string{"|x"}},
+		{"no space after the colon", "event:a\ndata:1\n\n", []string{"a|1"}},
+		{"only one leading space is removed", "data:  two spaces\n\n", []string{"| two spaces"}},
+		{"a final event without its blank line still counts", "data: 1\n\ndata: 2", []string{"|1", "|2"}},
+		{"an event name alone dispatches nothing", "event: ping\n\n", nil},
+		{"empty body", "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			eachSSE([]byte(tc.body), func(event, data []byte) {
+				got = append(got, string(event)+"|"+string(data))
+			})
+			if strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestChatvoltStreamDecoding(t *testing.T) {
+	answer := func(chunks ...string) string {
+		var b strings.Builder
+		for _, c := range chunks {
+			b.WriteString("event: answer\ndata: " + c + "\n\n")
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name     string
+		body     string
+		want     string
+		complete bool
+	}{
+		{"plus is a space, %2B a plus", answer("1%2B1+is+2") + "data: [DONE]\n\n", `{"answer":"1+1 is 2"}`, true},
+		{"an escape split across chunks", answer("caf%C", "3%A9 ", "%E2%9C%88") + "data: [DONE]\n\n", `{"answer":"café ✈"}`, true},
+		{"a stray percent stays", answer("100%", " sure%zz") + "data: [DONE]\n\n", `{"answer":"100% sure%zz"}`, true},
+		{"other events do not contribute", "event: tool_call\ndata: {\"name\":\"x\"}\n\nevent: step\ndata: thinking\n\nevent: metadata\ndata: %7B%7D\n\n" + answer("Hi") + "event: answer\ndata: [DONE]\n\n", `{"answer":"Hi"}`, true},
+		{"endpoint response wins", answer("partial") + "event: endpoint_response\ndata: %7B%22answer%22%3A%22full%22%2C%22messageId%22%3A%22m1%22%7D\n\ndata: [DONE]\n\n", `{"answer":"full","messageId":"m1"}`, true},
+		{"a broken endpoint response falls back to the chunks", answer("kept") + "event: endpoint_response\ndata: %7B%22answer\n\ndata: [DONE]\n\n", `{"answer":"kept"}`, true},
+		{"a stream without [DONE] is incomplete", answer("cut"), `{"answer":"cut"}`, false},
+		{"an empty stream", "", `{"answer":""}`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, complete := decodeChatvoltStream([]byte(tc.body))
+			if string(doc) != tc.want || complete != tc.complete {
+				t.Errorf("got %s complete=%t, want %s complete=%t", doc, complete, tc.want, tc.complete)
+			}
+		})
+	}
+}
+
+func TestOpenAIResponsesStreamDecoding(t *testing.T) {
+	delta := func(s string) string {
+		return "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"" + s + "\"}\n\n"
+	}
+	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"model\":\"m\"}}\n\n"
+	tests := []struct {
+		name      string
+		body      string
+		wantText  string
+		wantID    string
+		wantState string
+		complete  bool
+	}{
+		{"failed responses end the stream too", created + delta("Par") + "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"output\":[]}}\n\n", "", "resp_1", "failed", true},
+		{"incomplete responses end the stream", created + "event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"id\":\"resp_1\",\"status\":\"incomplete\",\"output_text\":\"Half\"}}\n\n", "", "resp_1", "incomplete", true},
+		{"a cut stream is rebuilt from deltas", created + delta("Hel") + delta("lo \\\"you\\\""), `Hello "you"`, "resp_1", "incomplete", false},
+		{"the event name stands in for a missing type", "event: response.output_text.delta\ndata: {\"delta\":\"x\"}\n\n", "x", "", "incomplete", false},
+		{"garbage is ignored", "data: {not json\n\n" + delta("ok"), "ok", "", "incomplete", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, complete := decodeOpenAIResponsesStream([]byte(tc.body))
+			if !gjson.ValidBytes(doc) {
+				t.Fatalf("not JSON: %s", doc)
+			}
+			r := gjson.ParseBytes(doc)
+			if got := r.Get("output.0.content.0.text").Str; got != tc.wantText {
+				t.Errorf("text %q, want %q", got, tc.wantText)
+			}
+			if r.Get("id").Str != tc.wantID || r.Get("status").Str != tc.wantState || complete != tc.complete {
+				t.Errorf("got %s complete=%t, want id %q status %q complete=%t", doc, complete, tc.wantID, tc.wantState, tc.complete)
+			}
+		})
+	}
+}
