@@ -62,6 +62,17 @@ var Fields = []string{
 	"widget.session_id", "widget.page_url", "widget.event_info",
 	"page.id", "source_id",
 	"extra.*",
+	// Who wrote the message when it is not the contact (a human agent, a bot).
+	"message.sender.id", "message.sender.name", "message.sender.email", "message.sender.type",
+	// Chatwoot/Voxsig conversation state, for their Conversation object.
+	"conversation.can_reply", "conversation.unread_count", "conversation.snoozed_until",
+	"conversation.waiting_since", "conversation.first_reply_created_at",
+	"conversation.agent_last_seen_at", "conversation.contact_last_seen_at",
+	"conversation.last_activity_at",
+	// The contact's link to an inbox (Chatwoot contact_inbox); its source id
+	// is source_id.
+	"contact_inbox.id", "contact_inbox.created_at", "contact_inbox.updated_at",
+	"contact_inbox.hmac_verified",
 }
 
 // Event is one canonical chat event. Data is a JSON object whose paths are

@@ -4,8 +4,12 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // Schema shapes canonical events into one platform's webhook payloads.
@@ -14,6 +18,9 @@ import (
 type Schema struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// Defs are named object templates that other templates include with
+	// "$ref": a platform's Contact or Conversation object is written once.
+	Defs map[string]json.RawMessage `json:"defs,omitempty"`
 	// Payload is the template every event of this schema starts from.
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// Events maps a canonical event type to the platform events it becomes,
@@ -27,6 +34,19 @@ type SchemaEvent struct {
 	// Name is the platform's event name, readable as {event.name}.
 	Name    string          `json:"name"`
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// Variants, when given, choose the payload by the event's data: the
+	// first variant whose When holds is merged over Payload; when none
+	// holds, this platform event is not produced.
+	Variants []Variant `json:"variants,omitempty"`
+}
+
+// Variant is one alternative payload of a SchemaEvent.
+type Variant struct {
+	// When maps event fields to the value they must have: a JSON scalar,
+	// a list of scalars (any of them), or null (the field is absent). All
+	// must hold; an empty When always holds.
+	When    map[string]json.RawMessage `json:"when,omitempty"`
+	Payload json.RawMessage            `json:"payload,omitempty"`
 }
 
 //go:embed schemas/*.json
@@ -61,14 +81,32 @@ func BuiltinSchema(name string) (Schema, bool) {
 	return s, ok
 }
 
+// CheckSchema compiles s and reports what is wrong with it, so that a
+// custom schema fails at provision rather than at the first event.
+func CheckSchema(s Schema) error {
+	_, err := compileSchema(s, nil)
+	return err
+}
+
 // compiledSchema holds, per canonical type, the platform events to render.
 type compiledSchema struct {
 	events map[string][]compiledEvent
 }
 
 type compiledEvent struct {
-	name string
+	name     string
+	variants []compiledVariant
+}
+
+type compiledVariant struct {
+	when []condition
 	tmpl *node
+}
+
+// condition is one member of a Variant's When.
+type condition struct {
+	path string
+	any  []gjson.Result // nil: the field must be absent
 }
 
 // compileSchema compiles s; extra, when set, holds members added to every
@@ -77,12 +115,15 @@ func compileSchema(s Schema, extra *node) (*compiledSchema, error) {
 	fail := func(err error) (*compiledSchema, error) {
 		return nil, fmt.Errorf("schema %q: %w", s.Name, err)
 	}
-	var base *node
-	if len(s.Payload) > 0 {
-		var err error
-		if base, err = parseTemplate(string(s.Payload)); err != nil {
-			return fail(fmt.Errorf("payload: %w", err))
+	defs := newTemplateDefs(s.Defs)
+	for _, name := range slices.Sorted(maps.Keys(s.Defs)) {
+		if _, err := defs.lookup(name); err != nil {
+			return fail(err)
 		}
+	}
+	base, err := optionalTemplate(s.Payload, defs)
+	if err != nil {
+		return fail(fmt.Errorf("payload: %w", err))
 	}
 	c := &compiledSchema{events: map[string][]compiledEvent{}}
 	for typ, evs := range s.Events {
@@ -90,21 +131,106 @@ func compileSchema(s Schema, extra *node) (*compiledSchema, error) {
 			return fail(fmt.Errorf("unknown canonical event type %q; known types: %s", typ, strings.Join(EventTypes, ", ")))
 		}
 		for _, e := range evs {
-			tmpl := base
-			if len(e.Payload) > 0 {
-				over, err := parseTemplate(string(e.Payload))
-				if err != nil {
-					return fail(fmt.Errorf("%s (%s): %w", typ, e.Name, err))
-				}
-				tmpl = merge(base, over)
+			ce, err := compileEvent(e, base, extra, defs)
+			if err != nil {
+				return fail(fmt.Errorf("%s (%s): %w", typ, e.Name, err))
 			}
-			if tmpl == nil {
-				return fail(fmt.Errorf("%s (%s) has no payload template", typ, e.Name))
-			}
-			c.events[typ] = append(c.events[typ], compiledEvent{name: e.Name, tmpl: merge(tmpl, extra)})
+			c.events[typ] = append(c.events[typ], ce)
 		}
 	}
 	return c, nil
+}
+
+func compileEvent(e SchemaEvent, base, extra *node, defs *templateDefs) (compiledEvent, error) {
+	ce := compiledEvent{name: e.Name}
+	if e.Name == "" {
+		return ce, fmt.Errorf("event needs a name")
+	}
+	over, err := optionalTemplate(e.Payload, defs)
+	if err != nil {
+		return ce, err
+	}
+	tmpl := merge(base, over)
+	variants := e.Variants
+	if len(variants) == 0 {
+		variants = []Variant{{}}
+	}
+	for i, v := range variants {
+		over, err := optionalTemplate(v.Payload, defs)
+		if err != nil {
+			return ce, fmt.Errorf("variant %d: %w", i+1, err)
+		}
+		when, err := compileWhen(v.When)
+		if err != nil {
+			return ce, fmt.Errorf("variant %d: %w", i+1, err)
+		}
+		t := merge(tmpl, over)
+		if t == nil {
+			return ce, fmt.Errorf("no payload template")
+		}
+		ce.variants = append(ce.variants, compiledVariant{when: when, tmpl: merge(t, extra)})
+	}
+	return ce, nil
+}
+
+func optionalTemplate(raw json.RawMessage, defs *templateDefs) (*node, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	return parseTemplate(string(raw), defs)
+}
+
+func compileWhen(when map[string]json.RawMessage) ([]condition, error) {
+	var out []condition
+	for _, path := range slices.Sorted(maps.Keys(when)) {
+		if !knownField(path) {
+			return nil, fmt.Errorf("when: unknown event field %q", path)
+		}
+		raw := string(when[path])
+		if !gjson.Valid(raw) {
+			return nil, fmt.Errorf("when %s: not JSON: %s", path, raw)
+		}
+		c := condition{path: path}
+		for _, v := range gjson.Parse(raw).Array() {
+			if v.IsObject() || v.IsArray() {
+				return nil, fmt.Errorf("when %s: want a scalar, a list of scalars or null, got %s", path, v.Raw)
+			}
+			c.any = append(c.any, v)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// holds reports whether every condition is met by the event data.
+func (v *compiledVariant) holds(data string) bool {
+	for _, c := range v.when {
+		r := gjson.Get(data, c.path)
+		if len(c.any) == 0 {
+			if hasValue(r) {
+				return false
+			}
+			continue
+		}
+		match := false
+		for _, want := range c.any {
+			match = match || (r.Type == want.Type && r.Str == want.Str && r.Num == want.Num)
+		}
+		if !match {
+			return false
+		}
+	}
+	return true
+}
+
+// pick returns the template of the first variant that holds, or nil.
+func (e *compiledEvent) pick(data string) *node {
+	for i := range e.variants {
+		if e.variants[i].holds(data) {
+			return e.variants[i].tmpl
+		}
+	}
+	return nil
 }
 
 // platformNames lists the schema's platform event names.
@@ -119,4 +245,35 @@ func (c *compiledSchema) platformNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// TemplateFromFields builds a payload template object from (target path,
+// value) pairs, as a Caddyfile `field <target.path> <value>` list says it:
+// dotted paths nest ("payload.from" is member "from" of object "payload"),
+// and a value is JSON when it parses as JSON (0, true, null, {}, "text"),
+// else text that may hold placeholders ("{contact.phone}", "Hi {contact.name}").
+// Members whose placeholders have no value are omitted when rendering.
+func TemplateFromFields(pairs [][2]string) (json.RawMessage, error) {
+	entries := make([]docEntry, 0, len(pairs))
+	for _, p := range pairs {
+		path, value := p[0], p[1]
+		if path == "" || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") || strings.Contains(path, "..") {
+			return nil, fmt.Errorf("field %q: want a dotted path such as payload.from", path)
+		}
+		for _, e := range entries {
+			if e.path == path || strings.HasPrefix(path, e.path+".") || strings.HasPrefix(e.path, path+".") {
+				return nil, fmt.Errorf("field %s: conflicts with field %s", path, e.path)
+			}
+		}
+		raw := []byte(value)
+		if !gjson.Valid(value) {
+			raw = appendString(nil, value)
+		}
+		entries = append(entries, docEntry{path: path, raw: raw})
+	}
+	doc := buildDoc(nil, entries)
+	if _, err := parseTemplate(string(doc), nil); err != nil {
+		return nil, err
+	}
+	return doc, nil
 }

@@ -47,8 +47,11 @@ func NewShaper(cfg ShaperConfig) (*Shaper, error) {
 	var extra *node
 	if len(cfg.Body) > 0 {
 		var err error
-		if extra, err = parseTemplate(string(cfg.Body)); err != nil || extra.kind != nodeObject {
-			return nil, fmt.Errorf("body must be a JSON object template: %v", err)
+		if extra, err = parseTemplate(string(cfg.Body), nil); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+		if extra.kind != nodeObject {
+			return nil, fmt.Errorf("body must be a JSON object template")
 		}
 	}
 	compiled, err := compileSchema(s, extra)
@@ -65,7 +68,7 @@ func NewShaper(cfg ShaperConfig) (*Shaper, error) {
 }
 
 // Shape renders the payloads this webhook receives for ev, none when the
-// schema or the events filter leaves it out.
+// schema or the events filter leaves it out or no variant holds.
 func (s *Shaper) Shape(ev *Event) []Payload {
 	evs := s.schema.events[ev.Type]
 	if len(evs) == 0 {
@@ -73,13 +76,17 @@ func (s *Shaper) Shape(ev *Event) []Payload {
 	}
 	out := make([]Payload, 0, len(evs))
 	c := renderContext{ev: ev, data: docString(ev.Data)}
-	for _, e := range evs {
+	for i := range evs {
+		e := &evs[i]
 		if len(s.filter) > 0 && !contains(s.filter, ev.Type) && !contains(s.filter, e.name) {
 			continue
 		}
+		tmpl := e.pick(c.data)
+		if tmpl == nil {
+			continue
+		}
 		c.name = e.name
-		body, _ := e.tmpl.appendJSON(make([]byte, 0, 512), &c)
-		out = append(out, Payload{Event: e.name, Body: body})
+		out = append(out, Payload{Event: e.name, Body: tmpl.render(make([]byte, 0, 512), &c)})
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 package transform
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -19,17 +21,31 @@ import (
 //
 // Alternatives are event fields, event.id, event.type, event.time,
 // event.name (the platform's event name), event.data (all event data as an
-// object) or =constant text. A member whose
-// value is absent is omitted, never written empty. Filters:
+// object) or =constant text. A member whose value is absent is omitted, never
+// written empty, and so is a nested object or array that holds placeholders
+// but no value from the event's data (literals, defaults and event.* do not
+// count): an assignee nobody knows is left out, not written {"type":"user"}.
+// Filters:
 //
-//	string     number or boolean to string
-//	number     numeric string to number
-//	null       write null instead of omitting an absent value
-//	iso8601ms  time to "2006-01-02T15:04:05.000Z" (UTC)
-//	unix       time to unix seconds
-//	map:a=x,b=y  replace a value by another (JSON literal, else string)
+//	string       number or boolean to string
+//	number       numeric string to number; absent when not numeric
+//	number:keep  numeric string to number; other values kept as they are
+//	default:v    v (JSON, else text) when the value is absent or a filter
+//	             before failed: default:null, default:{}, default:false
+//	null         default:null
+//	iso8601ms    time to "2006-01-02T15:04:05.000Z" (UTC)
+//	unix         time to unix seconds
+//	map:a=x,b=y  replace a value by another (JSON, else text)
+//
+// Times are RFC 3339 text, "2006-01-02 15:04:05 UTC" text, or unix seconds
+// (milliseconds when too large to be seconds) as a number or numeric text.
+//
+// A member "$ref": "name" (or a list of names) in an object lays that object
+// over the named templates of the schema's defs, so that platform objects
+// (Contact, Conversation...) are written once.
 type node struct {
 	kind     nodeKind
+	dynamic  bool        // holds placeholders, so it may render absent
 	raw      []byte      // nodeLiteral
 	keys     []string    // nodeObject, in order
 	children []*node     // nodeObject values, nodeArray elements
@@ -62,7 +78,9 @@ var eventMeta = []string{"event.name", "event.id", "event.type", "event.time", "
 
 type filter struct {
 	name string
-	arg  map[string]string
+	arg  map[string]gjson.Result // map
+	def  gjson.Result            // default
+	keep bool                    // number:keep
 }
 
 // renderContext is one event being shaped under one platform event name.
@@ -72,39 +90,100 @@ type renderContext struct {
 	name string
 }
 
-func parseTemplate(raw string) (*node, error) {
+// templateDefs resolves "$ref" members against a schema's named templates,
+// compiling each once and refusing cycles.
+type templateDefs struct {
+	raw      map[string]json.RawMessage
+	compiled map[string]*node
+	visiting map[string]bool
+}
+
+func newTemplateDefs(raw map[string]json.RawMessage) *templateDefs {
+	return &templateDefs{raw: raw, compiled: map[string]*node{}, visiting: map[string]bool{}}
+}
+
+func (d *templateDefs) lookup(name string) (*node, error) {
+	if d == nil {
+		return nil, fmt.Errorf("$ref %q: no defs here", name)
+	}
+	if n, ok := d.compiled[name]; ok {
+		return n, nil
+	}
+	raw, ok := d.raw[name]
+	if !ok {
+		return nil, fmt.Errorf("$ref: unknown def %q", name)
+	}
+	if d.visiting[name] {
+		return nil, fmt.Errorf("$ref: def %q refers to itself", name)
+	}
+	d.visiting[name] = true
+	defer delete(d.visiting, name)
+	n, err := parseTemplate(string(raw), d)
+	if err != nil {
+		return nil, fmt.Errorf("defs.%s: %w", name, err)
+	}
+	d.compiled[name] = n
+	return n, nil
+}
+
+func parseTemplate(raw string, defs *templateDefs) (*node, error) {
 	if !gjson.Valid(raw) {
 		return nil, fmt.Errorf("template is not valid JSON")
 	}
-	return compileNode(gjson.Parse(raw))
+	return compileNode(gjson.Parse(raw), defs)
 }
 
-func compileNode(r gjson.Result) (*node, error) {
+func compileNode(r gjson.Result, defs *templateDefs) (*node, error) {
 	switch {
 	case r.IsObject():
 		n := &node{kind: nodeObject}
+		var refs []string
 		var err error
 		r.ForEach(func(k, v gjson.Result) bool {
+			if k.Str == "$ref" {
+				for _, name := range v.Array() {
+					if name.Type != gjson.String {
+						err = fmt.Errorf("$ref: want a def name or a list of them, got %s", name.Raw)
+						return false
+					}
+					refs = append(refs, name.Str)
+				}
+				return true
+			}
 			var child *node
-			if child, err = compileNode(v); err != nil {
+			if child, err = compileNode(v, defs); err != nil {
 				err = fmt.Errorf("%s: %w", k.Str, err)
 				return false
 			}
 			n.set(k.Str, child)
 			return true
 		})
-		return n, err
+		if err != nil {
+			return nil, err
+		}
+		var base *node
+		for _, name := range refs {
+			def, err := defs.lookup(name)
+			if err != nil {
+				return nil, err
+			}
+			if def.kind != nodeObject {
+				return nil, fmt.Errorf("$ref: def %q is not an object", name)
+			}
+			base = merge(base, def)
+		}
+		return merge(base, n.finish()), nil
 	case r.IsArray():
 		n := &node{kind: nodeArray}
 		var err error
 		r.ForEach(func(_, v gjson.Result) bool {
 			var child *node
-			if child, err = compileNode(v); err == nil {
+			if child, err = compileNode(v, defs); err == nil {
 				n.children = append(n.children, child)
 			}
 			return err == nil
 		})
-		return n, err
+		return n.finish(), err
 	case r.Type == gjson.String && strings.Contains(r.Str, "{"):
 		return compileString(r.Str)
 	default:
@@ -112,19 +191,24 @@ func compileNode(r gjson.Result) (*node, error) {
 	}
 }
 
-func compileString(s string) (*node, error) {
-	if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") && strings.Count(s, "{") == 1 {
-		e, err := parseExpression(s[1 : len(s)-1])
-		return &node{kind: nodeValue, expr: e}, err
+// finish records whether a container holds placeholders.
+func (n *node) finish() *node {
+	n.dynamic = false
+	for _, c := range n.children {
+		n.dynamic = n.dynamic || c.dynamic
 	}
-	n := &node{kind: nodeString}
+	return n
+}
+
+func compileString(s string) (*node, error) {
+	n := &node{kind: nodeString, dynamic: true}
 	for s != "" {
 		open := strings.IndexByte(s, '{')
 		if open < 0 {
 			n.parts = append(n.parts, strPart{text: s})
 			break
 		}
-		end := strings.IndexByte(s[open:], '}')
+		end := closingBrace(s[open:])
 		if end < 0 {
 			return nil, fmt.Errorf("unclosed placeholder in %q", s)
 		}
@@ -138,7 +222,27 @@ func compileString(s string) (*node, error) {
 		n.parts = append(n.parts, strPart{expr: e})
 		s = s[open+end+1:]
 	}
+	if len(n.parts) == 1 && n.parts[0].expr != nil {
+		return &node{kind: nodeValue, dynamic: true, expr: n.parts[0].expr}, nil
+	}
 	return n, nil
+}
+
+// closingBrace returns the index of the brace that closes s[0], counting
+// nested braces so that arguments such as default:{} stay inside.
+func closingBrace(s string) int {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func parseExpression(s string) (*expression, error) {
@@ -155,25 +259,39 @@ func parseExpression(s string) (*expression, error) {
 		e.alts = append(e.alts, alt)
 	}
 	for _, f := range pipeline[1:] {
-		name, arg, _ := strings.Cut(strings.TrimSpace(f), ":")
+		name, arg, hasArg := strings.Cut(strings.TrimSpace(f), ":")
 		flt := filter{name: name}
-		switch name {
-		case "string", "number", "null", "iso8601ms", "unix":
-		case "map":
-			flt.arg = map[string]string{}
+		switch {
+		case name == "string" || name == "iso8601ms" || name == "unix" || (name == "number" && !hasArg):
+		case name == "number" && arg == "keep":
+			flt.keep = true
+		case name == "null":
+			flt = filter{name: "default", def: gjson.Result{Type: gjson.Null, Raw: "null"}}
+		case name == "default" && hasArg:
+			flt.def = jsonOrText(arg)
+		case name == "map":
+			flt.arg = map[string]gjson.Result{}
 			for _, pair := range strings.Split(arg, ",") {
 				k, v, ok := strings.Cut(pair, "=")
 				if !ok {
 					return nil, fmt.Errorf("{%s}: map needs key=value pairs", s)
 				}
-				flt.arg[k] = v
+				flt.arg[k] = jsonOrText(v)
 			}
 		default:
-			return nil, fmt.Errorf("{%s}: unknown filter %q (string, number, null, iso8601ms, unix, map:a=x)", s, name)
+			return nil, fmt.Errorf("{%s}: unknown filter %q (string, number, number:keep, default:<json>, null, iso8601ms, unix, map:a=x)", s, strings.TrimSpace(f))
 		}
 		e.filters = append(e.filters, flt)
 	}
 	return e, nil
+}
+
+// jsonOrText reads a filter argument: JSON when it is JSON, else text.
+func jsonOrText(v string) gjson.Result {
+	if gjson.Valid(v) {
+		return gjson.Parse(v)
+	}
+	return gjson.Result{Type: gjson.String, Str: v}
 }
 
 // set adds or replaces a member, keeping the first position.
@@ -194,10 +312,10 @@ func merge(base, over *node) *node {
 	if base == nil {
 		return over
 	}
-	if over == nil || base.kind != nodeObject || over.kind != nodeObject {
-		if over == nil {
-			return base
-		}
+	if over == nil {
+		return base
+	}
+	if base.kind != nodeObject || over.kind != nodeObject {
 		return over
 	}
 	out := &node{kind: nodeObject, keys: append([]string(nil), base.keys...), children: append([]*node(nil), base.children...)}
@@ -210,70 +328,89 @@ func merge(base, over *node) *node {
 		}
 		out.set(k, merge(prev, over.children[i]))
 	}
-	return out
+	return out.finish()
 }
 
-// appendJSON renders n; ok is false when the value is absent.
-func (n *node) appendJSON(dst []byte, c *renderContext) ([]byte, bool) {
+// presence says what rendering a node wrote.
+type presence uint8
+
+const (
+	absent presence = iota // nothing: the member is omitted
+	filler                 // a literal, a default or event metadata
+	known                  // a value taken from the event's data
+)
+
+// render writes a whole payload. The root object is written even when
+// nothing in it is known, so a payload is always a JSON object.
+func (n *node) render(dst []byte, c *renderContext) []byte {
+	start := len(dst)
+	dst, p := n.appendJSON(dst, c, true)
+	if p == absent {
+		return append(dst[:start], "{}"...)
+	}
+	return dst
+}
+
+// appendJSON renders n. A container that holds placeholders but in which
+// nothing is known is absent, unless it is the root.
+func (n *node) appendJSON(dst []byte, c *renderContext, root bool) ([]byte, presence) {
 	switch n.kind {
 	case nodeLiteral:
-		return append(dst, n.raw...), true
+		return append(dst, n.raw...), filler
 	case nodeValue:
-		return n.expr.appendJSON(dst, c)
+		r, p := n.expr.resolve(c)
+		if p == absent {
+			return dst, absent
+		}
+		return appendResult(dst, r), p
 	case nodeString:
-		start := len(dst)
 		var text []byte
-		for _, p := range n.parts {
-			if p.expr == nil {
-				text = append(text, p.text...)
-				continue
-			}
-			if v, ok := p.expr.value(c); ok {
+		p := filler
+		for _, part := range n.parts {
+			if part.expr == nil {
+				text = append(text, part.text...)
+			} else if v, vp := part.expr.resolve(c); vp != absent {
 				text = append(text, v.String()...)
+				p = max(p, vp)
 			}
 		}
-		return appendString(dst[:start], string(text)), true
-	case nodeArray:
-		dst = append(dst, '[')
-		first := true
-		for _, child := range n.children {
-			mark := len(dst)
-			if !first {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = child.appendJSON(dst, c); !ok {
-				dst = dst[:mark]
-				continue
-			}
-			first = false
-		}
-		return append(dst, ']'), true
-	default:
-		dst = append(dst, '{')
-		first := true
-		for i, child := range n.children {
-			mark := len(dst)
-			if !first {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, n.keys[i])
-			dst = append(dst, ':')
-			var ok bool
-			if dst, ok = child.appendJSON(dst, c); !ok {
-				dst = dst[:mark]
-				continue
-			}
-			first = false
-		}
-		return append(dst, '}'), true
+		return appendString(dst, string(text)), p
 	}
+	open, close := byte('['), byte(']')
+	if n.kind == nodeObject {
+		open, close = '{', '}'
+	}
+	start := len(dst)
+	dst = append(dst, open)
+	written, p := 0, filler
+	for i, child := range n.children {
+		mark := len(dst)
+		if written > 0 {
+			dst = append(dst, ',')
+		}
+		if n.kind == nodeObject {
+			dst = append(appendString(dst, n.keys[i]), ':')
+		}
+		var cp presence
+		if dst, cp = child.appendJSON(dst, c, false); cp == absent {
+			dst = dst[:mark]
+			continue
+		}
+		written++
+		p = max(p, cp)
+	}
+	if n.dynamic && p != known && !root {
+		return dst[:start], absent
+	}
+	return append(dst, close), p
 }
 
-// value resolves the first alternative that has a value.
-func (e *expression) value(c *renderContext) (gjson.Result, bool) {
+// value resolves the first alternative that has a value. Only the event's
+// data is knowledge; its metadata and constants are filler.
+func (e *expression) value(c *renderContext) (gjson.Result, presence) {
 	for _, alt := range e.alts {
 		var r gjson.Result
+		p := filler
 		switch alt {
 		case "event.name":
 			r = gjson.Result{Type: gjson.String, Str: c.name}
@@ -284,38 +421,42 @@ func (e *expression) value(c *renderContext) (gjson.Result, bool) {
 		case "event.time":
 			r = gjson.Result{Type: gjson.String, Str: c.ev.Time.Format(time.RFC3339Nano)}
 		case "event.data":
-			r = gjson.Parse(c.data)
+			r, p = gjson.Parse(c.data), known
 		default:
 			if alt[0] == '=' {
 				r = gjson.Result{Type: gjson.String, Str: alt[1:]}
 			} else {
-				r = gjson.Get(c.data, alt)
+				r, p = gjson.Get(c.data, alt), known
 			}
 		}
-		if r.Exists() && r.Type != gjson.Null && !(r.Type == gjson.String && r.Str == "") {
-			return r, true
+		if hasValue(r) {
+			return r, p
 		}
 	}
-	return gjson.Result{}, false
+	return gjson.Result{}, absent
 }
 
-func (e *expression) appendJSON(dst []byte, c *renderContext) ([]byte, bool) {
-	r, ok := e.value(c)
+// hasValue reports whether r counts as known: present, not null, not "".
+func hasValue(r gjson.Result) bool {
+	return r.Exists() && r.Type != gjson.Null && !(r.Type == gjson.String && r.Str == "")
+}
+
+// resolve returns the expression's value with its filters applied, and
+// whether it is known or only a default.
+func (e *expression) resolve(c *renderContext) (gjson.Result, presence) {
+	r, p := e.value(c)
 	for _, f := range e.filters {
-		if f.name == "null" {
-			if !ok {
-				return append(dst, "null"...), true
+		switch {
+		case p != absent:
+			var ok bool
+			if r, ok = f.apply(r); !ok {
+				p = absent
 			}
-			continue
-		}
-		if ok {
-			r, ok = f.apply(r)
+		case f.name == "default":
+			r, p = f.def, filler
 		}
 	}
-	if !ok {
-		return dst, false
-	}
-	return appendResult(dst, r), true
+	return r, p
 }
 
 func (f filter) apply(r gjson.Result) (gjson.Result, bool) {
@@ -326,9 +467,12 @@ func (f filter) apply(r gjson.Result) (gjson.Result, bool) {
 		}
 		return gjson.Result{Type: gjson.String, Str: r.String()}, r.Type != gjson.JSON
 	case "number":
+		if r.Type == gjson.Number {
+			return r, true
+		}
 		n, err := strconv.ParseFloat(strings.TrimSpace(r.String()), 64)
-		if err != nil {
-			return r, false
+		if err != nil || r.Type == gjson.JSON || math.IsInf(n, 0) || math.IsNaN(n) {
+			return r, f.keep
 		}
 		return gjson.Result{Type: gjson.Number, Num: n, Raw: strconv.FormatFloat(n, 'f', -1, 64)}, true
 	case "iso8601ms", "unix":
@@ -337,34 +481,45 @@ func (f filter) apply(r gjson.Result) (gjson.Result, bool) {
 			return r, false
 		}
 		if f.name == "unix" {
-			return gjson.Result{Type: gjson.Number, Raw: strconv.FormatInt(t.Unix(), 10)}, true
+			return gjson.Result{Type: gjson.Number, Num: float64(t.Unix()), Raw: strconv.FormatInt(t.Unix(), 10)}, true
 		}
 		return gjson.Result{Type: gjson.String, Str: t.UTC().Format("2006-01-02T15:04:05.000Z")}, true
 	case "map":
-		v, found := f.arg[r.String()]
-		if !found {
-			return r, true
+		if v, found := f.arg[r.String()]; found {
+			return v, true
 		}
-		if gjson.Valid(v) {
-			return gjson.Parse(v), true
-		}
-		return gjson.Result{Type: gjson.String, Str: v}, true
 	}
 	return r, true
 }
 
-// asTime reads RFC 3339 text, "2006-01-02 15:04:05 UTC" text or unix seconds.
+// asTime reads RFC 3339 text, "2006-01-02 15:04:05 UTC" text or unix time.
 func asTime(r gjson.Result) (time.Time, bool) {
-	if r.Type == gjson.Number {
-		sec := int64(r.Num)
-		return time.Unix(sec, int64((r.Num-float64(sec))*1e9)).UTC(), true
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05 MST"} {
-		if t, err := time.Parse(layout, r.Str); err == nil {
-			return t, true
+	switch r.Type {
+	case gjson.Number:
+		return unixTime(r.Num), true
+	case gjson.String:
+		if f, err := strconv.ParseFloat(r.Str, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return unixTime(f), true
+		}
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05 MST"} {
+			if t, err := time.Parse(layout, r.Str); err == nil {
+				return t, true
+			}
 		}
 	}
 	return time.Time{}, false
+}
+
+// unixTime reads unix seconds, or milliseconds when the number is too large
+// to be seconds (beyond the year 5000): JavaScript senders use milliseconds.
+// Fractions are rounded to the microsecond so that float noise never turns
+// .560 into .559.
+func unixTime(f float64) time.Time {
+	if math.Abs(f) >= 1e11 {
+		return time.UnixMilli(int64(math.Round(f))).UTC()
+	}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64(math.Round((f-sec)*1e6))*1e3).UTC()
 }
 
 // docString views immutable event data as a string without copying, so that
