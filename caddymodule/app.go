@@ -1,0 +1,139 @@
+package caddymodule
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/chatwebhooks/chatwebhooks/delivery"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// pool keeps pipelines across configuration reloads, keyed by outbox.
+var pool = caddy.NewUsagePool()
+
+// App is the chat_webhooks app: it owns the pipeline and the delivery engine
+// that every chat_webhooks handler of a configuration shares.
+type App struct {
+	// Outbox is where events wait for delivery.
+	Outbox *Outbox `json:"outbox,omitempty"`
+	// QueueSize bounds the exchanges waiting to be turned into events;
+	// default 4096. When full, exchanges are dropped and counted.
+	QueueSize int `json:"queue_size,omitempty"`
+	// Workers turn exchanges into events; default the number of CPUs.
+	Workers int `json:"workers,omitempty"`
+	// MaxQueued and MaxQueuedBytes cap the outbox (default 100000 messages,
+	// 256 MiB). When full, new messages are refused and counted (dropped,
+	// reason queue_full); queued ones are kept.
+	MaxQueued      int   `json:"max_queued,omitempty"`
+	MaxQueuedBytes int64 `json:"max_queued_bytes,omitempty"`
+	// MaxDeadLetters bounds the dead letters kept per webhook (default
+	// 10000); beyond it the oldest are deleted and counted.
+	MaxDeadLetters int `json:"max_dead_letters,omitempty"`
+
+	rt     *pipeline
+	key    string
+	logger *zap.Logger
+}
+
+// Outbox selects the event store.
+type Outbox struct {
+	// Kind is "bbolt" (default, durable) or "memory" (development only:
+	// queued events are lost when Caddy stops).
+	Kind string `json:"kind,omitempty"`
+	// Path of the bbolt file; default chat_webhooks/outbox.db under Caddy's
+	// data directory.
+	Path string `json:"path,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "chat_webhooks",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision joins (or starts) the pipeline for this outbox.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	ob := Outbox{Kind: "bbolt"}
+	if a.Outbox != nil {
+		ob = *a.Outbox
+	}
+	if ob.Kind == "" {
+		ob.Kind = "bbolt"
+	}
+	switch ob.Kind {
+	case "memory":
+		ob.Path = ""
+	case "bbolt":
+		if ob.Path == "" {
+			ob.Path = filepath.Join(caddy.AppDataDir(), "chat_webhooks", "outbox.db")
+		}
+	default:
+		return fmt.Errorf("chat_webhooks: outbox %q: write bbolt [path] or memory", ob.Kind)
+	}
+	if a.QueueSize <= 0 {
+		a.QueueSize = 4096
+	}
+	if a.Workers <= 0 {
+		a.Workers = runtime.GOMAXPROCS(0)
+	}
+	a.key = "pipeline:" + ob.Kind + ":" + ob.Path
+	val, _, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+		store, err := openStore(ob)
+		if err != nil {
+			return nil, err
+		}
+		engine, err := delivery.New(store, delivery.Options{
+			Logger:         ctx.Slogger(),
+			Observer:       deliveryObserver{},
+			MaxQueued:      a.MaxQueued,
+			MaxQueuedBytes: a.MaxQueuedBytes,
+			MaxDeadLetters: a.MaxDeadLetters,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return newPipeline(engine, a.QueueSize, a.Workers, a.logger), nil
+	})
+	if err != nil {
+		return fmt.Errorf("chat_webhooks: outbox %s %s: %v", ob.Kind, ob.Path, err)
+	}
+	a.rt = val.(*pipeline)
+	registerMetrics(ctx.GetMetricsRegistry())
+	return nil
+}
+
+func openStore(ob Outbox) (delivery.Store, error) {
+	if ob.Kind == "memory" {
+		return delivery.NewMemoryStore(), nil
+	}
+	return delivery.OpenBolt(ob.Path)
+}
+
+// Start implements caddy.App; the pipeline is already running.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App; the pipeline stops when no configuration uses it.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this configuration's hold on the pipeline.
+func (a *App) Cleanup() error {
+	_, err := pool.Delete(a.key)
+	return err
+}
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,582 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/chatwebhooks/chatwebhooks/signer"
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("chat_webhooks", parseHandler)
+	// After encode, so the captured response is what the backend sent, and
+	// before handle/route/reverse_proxy, so users need no order line.
+	httpcaddyfile.RegisterDirectiveOrder("chat_webhooks", httpcaddyfile.After, "encode")
+	httpcaddyfile.RegisterGlobalOption("chat_webhooks", parseGlobal)
+}
+
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	chat_webhooks {
+//		source <preset...>
+//		rule <name> { ... }
+//		conversation_id <source...>
+//		agent_id <id>
+//		agent_name <name>
+//		max_capture <size>
+//		schema <name> { ... }
+//		user_info <url> { ... }
+//		webhook <url> { ... }
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "source":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.Errf("source needs a preset name: %s", strings.Join(transform.PresetNames(), ", "))
+			}
+			for _, n := range names {
+				if !contains(transform.PresetNames(), n) {
+					return d.Errf("unknown source %q; built-in sources: %s", n, strings.Join(transform.PresetNames(), ", "))
+				}
+			}
+			h.Sources = append(h.Sources, names...)
+		case "rule":
+			r, err := parseRule(d)
+			if err != nil {
+				return err
+			}
+			h.Rules = append(h.Rules, r)
+		case "conversation_id":
+			h.ConversationID = d.RemainingArgs()
+			if len(h.ConversationID) == 0 {
+				return d.ArgErr()
+			}
+		case "agent_id":
+			if !d.AllArgs(&h.AgentID) {
+				return d.ArgErr()
+			}
+		case "agent_name":
+			if !d.AllArgs(&h.AgentName) {
+				return d.ArgErr()
+			}
+		case "max_capture":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("max_capture %q: write a size such as 1MiB (at most 1GiB)", s)
+			}
+			h.MaxCapture = int(n)
+		case "webhook":
+			wh, err := parseWebhook(d)
+			if err != nil {
+				return err
+			}
+			h.Webhooks = append(h.Webhooks, wh)
+		case "schema":
+			s, err := parseSchema(d)
+			if err != nil {
+				return err
+			}
+			h.Schemas = append(h.Schemas, s)
+		case "user_info":
+			u, err := parseUserInfo(d)
+			if err != nil {
+				return err
+			}
+			h.UserInfo = u
+		default:
+			return d.Errf("unknown chat_webhooks option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseRule reads:
+//
+//	rule <name> {
+//		match method|path|status|content_type <value...>
+//		stream <decoder>
+//		field <event field> <source...>
+//		event <type> [if|unless <event field>]
+//	}
+func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
+	var r transform.Rule
+	if !d.AllArgs(&r.Name) {
+		return r, d.Errf("rule needs a name: rule <name> { ... }")
+	}
+	line := d.Line()
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "match":
+			if !d.NextArg() {
+				return r, d.ArgErr()
+			}
+			kind, values := d.Val(), d.RemainingArgs()
+			if len(values) == 0 {
+				return r, d.ArgErr()
+			}
+			switch kind {
+			case "method":
+				r.Match.Methods = append(r.Match.Methods, values...)
+			case "path":
+				r.Match.Paths = append(r.Match.Paths, values...)
+			case "status":
+				r.Match.Status = append(r.Match.Status, values...)
+			case "content_type":
+				r.Match.ContentTypes = append(r.Match.ContentTypes, values...)
+			default:
+				return r, d.Errf("unknown match %q: write method, path, status or content_type", kind)
+			}
+		case "stream":
+			if !d.AllArgs(&r.Stream) {
+				return r, d.ArgErr()
+			}
+		case "field":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return r, d.Errf("field needs an event field and at least one source: field <event field> <source...>")
+			}
+			r.Fields = append(r.Fields, transform.Field{To: args[0], From: args[1:]})
+		case "event":
+			args := d.RemainingArgs()
+			e := transform.Emit{}
+			switch {
+			case len(args) == 1:
+			case len(args) == 3 && args[1] == "if":
+				e.If = args[2]
+			case len(args) == 3 && args[1] == "unless":
+				e.Unless = args[2]
+			default:
+				return r, d.Errf("event <type> [if|unless <event field>]")
+			}
+			e.Event = args[0]
+			r.Emit = append(r.Emit, e)
+		default:
+			return r, d.Errf("unknown rule option %q", d.Val())
+		}
+	}
+	if err := transform.CheckRule(r); err != nil {
+		return r, d.Errf("line %d: %v", line, err)
+	}
+	return r, nil
+}
+
+// parseWebhook reads:
+//
+//	webhook <url> {
+//		name <name>
+//		schema <schema>
+//		events <event...>
+//		sign <scheme> <secret...> [{ algorithm|encoding|header|prefix|timestamp_header|id_header <value>; signed_timestamp }]
+//		header <name> <value>
+//		body <key> <value>
+//		retry <duration...> | retry off
+//		timeout <duration>
+//		ordering conversation|none
+//		expect_body <json object>
+//		redact <payload path...>
+//		deny_private
+//		max_concurrency <n>
+//		tls { ca <file...>; client_cert <cert> <key> }
+//	}
+func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
+	var wh Webhook
+	if !d.NextArg() {
+		return wh, d.Errf("webhook needs a URL: webhook <url> { ... }")
+	}
+	wh.URL = d.Val()
+	if d.NextArg() {
+		return wh, d.ArgErr()
+	}
+	var body []byte
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "name", "schema", "ordering":
+			var v string
+			if !d.AllArgs(&v) {
+				return wh, d.ArgErr()
+			}
+			switch opt {
+			case "name":
+				wh.Name = v
+			case "schema":
+				wh.Schema = v
+			case "ordering":
+				if v != "conversation" && v != "none" {
+					return wh, d.Errf("ordering %q: write conversation or none", v)
+				}
+				wh.Ordering = v
+			}
+		case "events":
+			wh.Events = append(wh.Events, d.RemainingArgs()...)
+		case "redact":
+			wh.Redact = append(wh.Redact, d.RemainingArgs()...)
+		case "deny_private":
+			if d.NextArg() {
+				return wh, d.ArgErr()
+			}
+			wh.DenyPrivate = true
+		case "max_concurrency":
+			n, err := positiveInt(d)
+			if err != nil {
+				return wh, err
+			}
+			wh.MaxConcurrency = n
+		case "tls":
+			if wh.TLS == nil {
+				wh.TLS = &WebhookTLS{}
+			}
+			for tlsNesting := d.Nesting(); d.NextBlock(tlsNesting); {
+				switch d.Val() {
+				case "ca":
+					wh.TLS.CA = append(wh.TLS.CA, d.RemainingArgs()...)
+				case "client_cert":
+					if !d.AllArgs(&wh.TLS.ClientCert, &wh.TLS.ClientKey) {
+						return wh, d.Errf("client_cert <cert.pem> <key.pem>")
+					}
+				default:
+					return wh, d.Errf("unknown tls option %q: write ca <file...> or client_cert <cert.pem> <key.pem>", d.Val())
+				}
+			}
+		case "sign":
+			sc, err := parseSign(d)
+			if err != nil {
+				return wh, err
+			}
+			wh.Sign = sc
+		case "header":
+			if err := parseHeader(d, &wh.Headers); err != nil {
+				return wh, err
+			}
+		case "body":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return wh, d.Errf("body <key> <value>")
+			}
+			if body == nil {
+				body = []byte{'{'}
+			} else {
+				body = append(body, ',')
+			}
+			kb, _ := json.Marshal(k)
+			vb, _ := json.Marshal(v)
+			body = append(append(append(body, kb...), ':'), vb...)
+		case "retry":
+			args := d.RemainingArgs()
+			if len(args) == 1 && args[0] == "off" {
+				wh.NoRetry = true
+				continue
+			}
+			if len(args) == 0 {
+				return wh, d.Errf("retry <duration...> or retry off")
+			}
+			for _, a := range args {
+				dur, err := caddy.ParseDuration(a)
+				if err != nil || dur < 0 {
+					return wh, d.Errf("retry %q: write durations such as 5s 5m 2h, or off", a)
+				}
+				wh.Retry = append(wh.Retry, caddy.Duration(dur))
+			}
+		case "timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return wh, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 || dur > time.Hour {
+				return wh, d.Errf("timeout %q: write a duration such as 15s", s)
+			}
+			wh.Timeout = caddy.Duration(dur)
+		case "expect_body":
+			var s string
+			if !d.AllArgs(&s) {
+				return wh, d.ArgErr()
+			}
+			if !json.Valid([]byte(s)) || !strings.HasPrefix(strings.TrimSpace(s), "{") {
+				return wh, d.Errf("expect_body must be a JSON object, e.g. {\"status\":\"accepted\"} (quote it with backticks)")
+			}
+			wh.ExpectBody = json.RawMessage(s)
+		default:
+			return wh, d.Errf("unknown webhook option %q", opt)
+		}
+	}
+	if body != nil {
+		wh.Body = append(body, '}')
+	}
+	if wh.Schema != "" {
+		if _, err := transform.NewShaper(transform.ShaperConfig{Schema: wh.Schema, Events: wh.Events}); err != nil && contains(transform.SchemaNames(), wh.Schema) {
+			return wh, d.Errf("webhook %s: %v", wh.URL, err)
+		}
+	}
+	return wh, nil
+}
+
+// parseSchema reads a custom schema:
+//
+//	schema <name> {
+//		event <canonical type> <platform event name>
+//		field <payload path> <value or {placeholder}>
+//	}
+func parseSchema(d *caddyfile.Dispenser) (transform.Schema, error) {
+	s := transform.Schema{Events: map[string][]transform.SchemaEvent{}}
+	if !d.AllArgs(&s.Name) {
+		return s, d.Errf("schema needs a name: schema <name> { ... }")
+	}
+	if contains(transform.SchemaNames(), s.Name) {
+		return s, d.Errf("schema %q is built in: choose another name for your own", s.Name)
+	}
+	var fields [][2]string
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "event":
+			var canonical, name string
+			if !d.AllArgs(&canonical, &name) {
+				return s, d.Errf("event <canonical type> <platform event name>")
+			}
+			s.Events[canonical] = append(s.Events[canonical], transform.SchemaEvent{Name: name})
+		case "field":
+			var path, value string
+			if !d.AllArgs(&path, &value) {
+				return s, d.Errf("field <payload path> <value>; quote values with spaces")
+			}
+			fields = append(fields, [2]string{path, value})
+		default:
+			return s, d.Errf("unknown schema option %q: write event or field", d.Val())
+		}
+	}
+	payload, err := transform.TemplateFromFields(fields)
+	if err != nil {
+		return s, d.Errf("schema %s: %v", s.Name, err)
+	}
+	s.Payload = payload
+	if err := transform.CheckSchema(s); err != nil {
+		return s, d.Errf("%v", err)
+	}
+	return s, nil
+}
+
+// parseUserInfo reads:
+//
+//	user_info <url> {
+//		header <name> <value>
+//		timeout <duration>
+//		cache <duration>
+//		root <gjson path>
+//	}
+func parseUserInfo(d *caddyfile.Dispenser) (*UserInfo, error) {
+	u := &UserInfo{}
+	if !d.AllArgs(&u.URL) {
+		return nil, d.Errf("user_info <url> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "header":
+			if err := parseHeader(d, &u.Headers); err != nil {
+				return nil, err
+			}
+		case "timeout", "cache":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s %q: write a duration such as 10m", opt, s)
+			}
+			if opt == "timeout" {
+				u.Timeout = caddy.Duration(dur)
+			} else {
+				u.Cache = caddy.Duration(dur)
+			}
+		case "root":
+			if !d.AllArgs(&u.Root) {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("unknown user_info option %q", opt)
+		}
+	}
+	return u, nil
+}
+
+// parseSign reads: sign <scheme> <secret...> [{ option value ... }]
+func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return nil, d.Errf("sign <scheme> <secret...>: schemes are standard, chatzuri, chatwoot and hmac")
+	}
+	sc := &signer.Config{Name: args[0], Secrets: args[1:]}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt == "signed_timestamp" {
+			sc.SignedTimestamp = true
+			continue
+		}
+		var v string
+		if !d.AllArgs(&v) {
+			return nil, d.ArgErr()
+		}
+		switch opt {
+		case "algorithm":
+			sc.Algorithm = v
+		case "encoding":
+			sc.Encoding = v
+		case "header":
+			sc.Header = v
+		case "prefix":
+			sc.Prefix = v
+		case "timestamp_header":
+			sc.TimestampHeader = v
+		case "id_header":
+			sc.IDHeader = v
+		case "tolerance":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return nil, d.Errf("tolerance %q: write a duration such as 5m", v)
+			}
+			sc.Tolerance = signer.Duration(dur)
+		default:
+			return nil, d.Errf("unknown sign option %q", opt)
+		}
+	}
+	// The secrets may still be {env.*} placeholders: they are checked at
+	// provision. The scheme's shape is checked here, for the line number.
+	switch {
+	case !contains([]string{"standard", "chatzuri", "chatwoot", "hmac"}, sc.Name):
+		return nil, d.Errf("sign: unknown scheme %q: write standard, chatzuri, chatwoot or hmac", sc.Name)
+	case sc.Name == "hmac" && sc.Header == "":
+		return nil, d.Errf("sign hmac needs a header option, e.g. sign hmac {env.SECRET} { header X-Signature }")
+	case sc.Name != "hmac" && sc.HMACOptions != (signer.HMACOptions{}):
+		return nil, d.Errf("sign %s takes no options; they are for sign hmac", sc.Name)
+	}
+	return sc, nil
+}
+
+// parseGlobal reads the global option:
+//
+//	chat_webhooks {
+//		outbox bbolt [path] | outbox memory
+//		queue_size <n>
+//		workers <n>
+//		max_queued <n>
+//		max_queued_bytes <size>
+//		max_dead_letters <n>
+//	}
+func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "outbox":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "memory":
+				app.Outbox = &Outbox{Kind: "memory"}
+			case len(args) >= 1 && len(args) <= 2 && args[0] == "bbolt":
+				app.Outbox = &Outbox{Kind: "bbolt"}
+				if len(args) == 2 {
+					app.Outbox.Path = args[1]
+				}
+			default:
+				return nil, d.Errf("outbox bbolt [path] or outbox memory")
+			}
+		case "queue_size", "workers", "max_queued", "max_dead_letters":
+			opt := d.Val()
+			n, err := positiveInt(d)
+			if err != nil {
+				return nil, err
+			}
+			switch opt {
+			case "queue_size":
+				app.QueueSize = n
+			case "workers":
+				app.Workers = n
+			case "max_queued":
+				app.MaxQueued = n
+			default:
+				app.MaxDeadLetters = n
+			}
+		case "max_queued_bytes":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 {
+				return nil, d.Errf("max_queued_bytes %q: write a size such as 256MiB", s)
+			}
+			app.MaxQueuedBytes = int64(n)
+		default:
+			return nil, d.Errf("unknown chat_webhooks global option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "chat_webhooks", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseHeader reads "header <name> <value>" into h.
+func parseHeader(d *caddyfile.Dispenser, h *http.Header) error {
+	var k, v string
+	if !d.AllArgs(&k, &v) {
+		return d.Errf("header <name> <value>")
+	}
+	if *h == nil {
+		*h = http.Header{}
+	}
+	h.Add(k, v)
+	return nil
+}
+
+// positiveInt reads the one argument of the current option as a number > 0.
+func positiveInt(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s %q: write a positive number", opt, s)
+	}
+	return n, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,157 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// Every testdata/adapt/*.caddyfile adapts to the JSON beside it, and that JSON
+// loads back into the module's types and marshals to the same document.
+func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) {
+	files, _ := filepath.Glob("testdata/adapt/*.caddyfile")
+	if len(files) == 0 {
+		t.Fatal("no golden Caddyfiles")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": file})
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("warnings: %v", warnings)
+			}
+			var pretty bytes.Buffer
+			json.Indent(&pretty, adapted, "", "\t")
+			pretty.WriteByte('\n')
+			golden := strings.TrimSuffix(file, ".caddyfile") + ".json"
+			if *update {
+				os.WriteFile(golden, pretty.Bytes(), 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("adapted JSON differs from %s (run go test -update after checking):\n%s", golden, pretty.Bytes())
+			}
+			assertHandlersRoundTrip(t, adapted)
+		})
+	}
+}
+
+// assertHandlersRoundTrip decodes every chat_webhooks handler of a config
+// into Handler and checks that encoding it again loses nothing.
+func assertHandlersRoundTrip(t *testing.T, cfg []byte) {
+	t.Helper()
+	var doc any
+	json.Unmarshal(cfg, &doc)
+	var walk func(any)
+	found := 0
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["handler"] == "chat_webhooks" {
+				found++
+				raw, _ := json.Marshal(v)
+				var h Handler
+				dec := json.NewDecoder(bytes.NewReader(raw))
+				dec.DisallowUnknownFields()
+				var withName struct {
+					Handler
+					Name string `json:"handler"`
+				}
+				if err := dec.Decode(&withName); err != nil {
+					t.Errorf("handler JSON does not decode: %v", err)
+				}
+				h = withName.Handler
+				again, _ := json.Marshal(struct {
+					Name string `json:"handler"`
+					*Handler
+				}{"chat_webhooks", &h})
+				if !jsonEqual(raw, again) {
+					t.Errorf("handler JSON does not round-trip:\n got %s\nwant %s", again, raw)
+				}
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	if found == 0 {
+		t.Error("no chat_webhooks handler in the adapted config")
+	}
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	json.Unmarshal(a, &x)
+	json.Unmarshal(b, &y)
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
+	tests := []struct {
+		name, config, want string
+	}{
+		{"unknown source", "source opneai", `unknown source "opneai"; built-in sources: `},
+		{"unknown option", "colour blue", `unknown chat_webhooks option "colour"`},
+		{"bad max_capture", "max_capture lots", `max_capture "lots": write a size such as 1MiB`},
+		{"rule without event", "rule r {\n\t\tfield message.content request.body.text\n\t}", "emits no event"},
+		{"rule with bad field", "rule r {\n\t\tfield mesage.content request.body.text\n\t\tevent message.received\n\t}", `unknown event field "mesage.content"`},
+		{"webhook without url", "webhook {\n\t}", "webhook needs a URL"},
+		{"bad ordering", "webhook http://127.0.0.1:1/h {\n\t\tordering random\n\t}", `ordering "random": write conversation or none`},
+		{"bad retry", "webhook http://127.0.0.1:1/h {\n\t\tretry soon\n\t}", `retry "soon"`},
+		{"unknown schema event", "webhook http://127.0.0.1:1/h {\n\t\tschema chatvolt\n\t\tevents AGENT_DANCED\n\t}", `"AGENT_DANCED" is neither a canonical event type nor an event of schema "chatvolt"`},
+		{"bad expect_body", "webhook http://127.0.0.1:1/h {\n\t\texpect_body accepted\n\t}", "expect_body must be a JSON object"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := ":8080 {\n\tchat_webhooks {\n\t" + tc.config + "\n\t}\n\treverse_proxy 127.0.0.1:9\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v\nwant it to contain %q", err, tc.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), "Caddyfile:") {
+				t.Errorf("error %q does not name the line", err)
+			}
+		})
+	}
+}
+
+// The directive needs no order line and works inside route and handle.
+func TestDirectiveIsOrderedBeforeReverseProxy(t *testing.T) {
+	src := ":8080 {\n\treverse_proxy 127.0.0.1:9\n\tchat_webhooks {\n\t\tsource openai\n\t}\n\tencode gzip\n}\n"
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	enc, cw, rp := strings.Index(s, `"encode"`), strings.Index(s, `"chat_webhooks"`), strings.Index(s, `"reverse_proxy"`)
+	if !(enc < cw && cw < rp) {
+		t.Errorf("want encode < chat_webhooks < reverse_proxy, got %d %d %d in %s", enc, cw, rp, s)
+	}
+}
+
+var _ = caddyfile.NewTestDispenser

@@ -1,0 +1,105 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// requestCapture tees the request body as the upstream reads it, up to max
+// bytes. The transport may read from another goroutine, and may still be
+// reading when the handler returns, hence the lock and the sealed flag.
+type requestCapture struct {
+	io.ReadCloser
+	mu        sync.Mutex
+	buf       []byte
+	max       int
+	truncated bool
+	sealed    bool
+}
+
+func (c *requestCapture) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if !c.sealed {
+			c.buf, c.truncated = appendCapped(c.buf, p[:n], c.max, c.truncated)
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// seal stops capturing and returns what was captured.
+func (c *requestCapture) seal() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sealed = true
+	return c.buf, c.truncated
+}
+
+// responseCapture tees the response as it is written, up to max bytes. It
+// never buffers what the client gets: every Write goes straight through, and
+// Flush, Hijack and the rest reach the real writer through Unwrap (Caddy's
+// handlers use http.ResponseController).
+type responseCapture struct {
+	*caddyhttp.ResponseWriterWrapper
+	status    int
+	buf       []byte
+	max       int
+	truncated bool
+}
+
+func (c *responseCapture) WriteHeader(code int) {
+	// 1xx responses other than 101 are informational; the final status follows.
+	if c.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		c.status = code
+	}
+	c.ResponseWriterWrapper.WriteHeader(code)
+}
+
+func (c *responseCapture) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.buf, c.truncated = appendCapped(c.buf, p, c.max, c.truncated)
+	return c.ResponseWriterWrapper.Write(p)
+}
+
+// ReadFrom keeps bodies written through io.ReaderFrom (file_server, some
+// proxy paths) in the capture; once the cap is reached it hands the reader
+// over untouched so sendfile and friends still apply.
+func (c *responseCapture) ReadFrom(r io.Reader) (int64, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if c.truncated {
+		return c.ResponseWriterWrapper.ReadFrom(r)
+	}
+	return c.ResponseWriterWrapper.ReadFrom(readerOnly{io.TeeReader(r, captureWriter{c})})
+}
+
+// readerOnly hides a reader's other methods (WriterTo) so that the copy goes
+// through the tee.
+type readerOnly struct{ io.Reader }
+
+type captureWriter struct{ c *responseCapture }
+
+func (w captureWriter) Write(p []byte) (int, error) {
+	w.c.buf, w.c.truncated = appendCapped(w.c.buf, p, w.c.max, w.c.truncated)
+	return len(p), nil
+}
+
+// appendCapped appends as much of p as fits under max.
+func appendCapped(buf, p []byte, max int, truncated bool) ([]byte, bool) {
+	room := max - len(buf)
+	if room <= 0 {
+		return buf, truncated || len(p) > 0
+	}
+	if len(p) > room {
+		return append(buf, p[:room]...), true
+	}
+	return append(buf, p...), truncated
+}

@@ -1,0 +1,220 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultMaxCapture is how much of each body is captured by default.
+const DefaultMaxCapture = 1 << 20
+
+// Handler watches the traffic to a chat backend and turns it into webhooks.
+// It never changes, delays or fails the proxied exchange.
+type Handler struct {
+	// Sources are built-in presets, e.g. "openai".
+	Sources []string `json:"sources,omitempty"`
+	// Rules are custom derivation rules.
+	Rules []transform.Rule `json:"rules,omitempty"`
+	// ConversationID lists where the conversation id is taken from, tried
+	// before a source's own places (e.g. "request.header.X-Conversation-Id").
+	ConversationID []string `json:"conversation_id,omitempty"`
+	AgentID        string   `json:"agent_id,omitempty"`
+	AgentName      string   `json:"agent_name,omitempty"`
+	// MaxCapture caps the captured bytes of each body; default 1 MiB.
+	MaxCapture int `json:"max_capture,omitempty"`
+	// Schemas are custom payload schemas, usable by name in webhooks.
+	Schemas []transform.Schema `json:"schemas,omitempty"`
+	// Webhooks are the receivers.
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+	// UserInfo, when set, fetches contact details from an external service
+	// (ChatVolt's "Fetch External User Information"), in the pipeline.
+	UserInfo *UserInfo `json:"user_info,omitempty"`
+
+	route *route
+	rt    *pipeline
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.chat_webhooks",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision compiles sources, schemas and webhooks and joins the shared
+// pipeline owned by the chat_webhooks app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	appIface, err := ctx.App("chat_webhooks")
+	if err != nil {
+		return err
+	}
+	app := appIface.(*App)
+	h.rt = app.rt
+	if h.MaxCapture == 0 {
+		h.MaxCapture = DefaultMaxCapture
+	}
+	repl := caddy.NewReplacer()
+	deriver, err := transform.NewDeriver(transform.DeriverConfig{
+		Presets:        h.Sources,
+		Rules:          expandRules(h.Rules, repl),
+		ConversationID: expandSources(h.ConversationID, repl),
+		Defaults:       h.defaults(repl),
+		DecodeLimit:    transform.DefaultDecodeLimit,
+	})
+	if err != nil {
+		return fmt.Errorf("chat_webhooks: %v", err)
+	}
+	r := &route{deriver: deriver, logger: ctx.Logger()}
+	if h.UserInfo != nil {
+		if r.enricher, err = h.UserInfo.enricher(repl); err != nil {
+			return fmt.Errorf("chat_webhooks: user_info: %v", err)
+		}
+	}
+	for i := range h.Webhooks {
+		wh, err := h.Webhooks[i].compile(repl, h.Schemas)
+		if err != nil {
+			return fmt.Errorf("chat_webhooks: webhook %s: %v", h.Webhooks[i].URL, err)
+		}
+		webhookSchemas.Store(wh.endpoint.Name, wh.endpoint.Schema)
+		if err := h.rt.engine.SetEndpoint(wh.endpoint); err != nil {
+			return fmt.Errorf("chat_webhooks: webhook %s: %v", h.Webhooks[i].URL, err)
+		}
+		r.webhooks = append(r.webhooks, wh)
+	}
+	if len(r.webhooks) == 0 {
+		ctx.Logger().Warn("chat_webhooks has no webhook: events are derived but delivered nowhere")
+	}
+	h.route = r
+	registerMetrics(ctx.GetMetricsRegistry())
+	return nil
+}
+
+// UserInfo configures the external user lookup.
+type UserInfo struct {
+	// URL may hold {contact.id}-style placeholders after its host; they are
+	// filled URL-escaped from the event. The host is fixed configuration.
+	URL     string      `json:"url"`
+	Headers http.Header `json:"headers,omitempty"`
+	// Timeout of one lookup; default 5s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Cache is how long an answer is reused; default 10m.
+	Cache caddy.Duration `json:"cache,omitempty"`
+	// Root is the gjson path of the user object in the answer, if nested.
+	Root string `json:"root,omitempty"`
+}
+
+func (u *UserInfo) enricher(repl *caddy.Replacer) (*transform.Enricher, error) {
+	header := http.Header{}
+	for k, vs := range u.Headers {
+		for _, v := range vs {
+			header.Add(k, repl.ReplaceKnown(v, ""))
+		}
+	}
+	return transform.NewEnricher(transform.EnricherConfig{
+		URL:      repl.ReplaceKnown(u.URL, ""),
+		Header:   header,
+		Timeout:  time.Duration(u.Timeout),
+		CacheTTL: time.Duration(u.Cache),
+		Root:     u.Root,
+	})
+}
+
+// defaults are the fields every event gets when its source left them absent.
+func (h *Handler) defaults(repl *caddy.Replacer) []transform.Field {
+	var out []transform.Field
+	for _, f := range []struct{ to, value string }{{"agent.id", h.AgentID}, {"agent.name", h.AgentName}} {
+		if f.value != "" {
+			out = append(out, transform.Field{To: f.to, From: []string{"=" + repl.ReplaceKnown(f.value, "")}})
+		}
+	}
+	return out
+}
+
+// expandSources resolves {env.*} placeholders in sources once, at provision:
+// a placeholder source becomes a constant.
+func expandSources(srcs []string, repl *caddy.Replacer) []string {
+	out := make([]string, len(srcs))
+	for i, s := range srcs {
+		if strings.HasPrefix(s, "{") {
+			s = "=" + repl.ReplaceKnown(s, "")
+		} else if strings.HasPrefix(s, "=") {
+			s = "=" + repl.ReplaceKnown(s[1:], "")
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func expandRules(rules []transform.Rule, repl *caddy.Replacer) []transform.Rule {
+	out := make([]transform.Rule, len(rules))
+	for i, r := range rules {
+		fields := make([]transform.Field, len(r.Fields))
+		for j, f := range r.Fields {
+			fields[j] = transform.Field{To: f.To, From: expandSources(f.From, repl)}
+		}
+		r.Fields = fields
+		out[i] = r
+	}
+	return out
+}
+
+// ServeHTTP captures the exchange on its way through and hands it to the
+// pipeline when it is finished. The response is never held back.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.route.deriver.Wants(r.Method, r.URL.Path, r.Header) {
+		return next.ServeHTTP(w, r)
+	}
+	start := time.Now()
+	var reqCap *requestCapture
+	if r.Body != nil && r.Body != http.NoBody {
+		reqCap = &requestCapture{ReadCloser: r.Body, max: h.MaxCapture}
+		r.Body = reqCap
+	}
+	respCap := &responseCapture{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, max: h.MaxCapture}
+	finished := false
+	// Deferred so that an aborted stream (panic with http.ErrAbortHandler)
+	// still yields its exchange; the panic continues unchanged.
+	defer func() {
+		ex := &transform.Exchange{
+			Method:         r.Method,
+			Host:           r.Host,
+			Path:           r.URL.Path,
+			Query:          r.URL.Query(),
+			RequestHeader:  r.Header.Clone(),
+			Status:         respCap.status,
+			ResponseHeader: w.Header().Clone(),
+			ResponseBody:   respCap.buf,
+			RemoteAddr:     r.RemoteAddr,
+			Start:          start,
+			End:            time.Now(),
+			Aborted:        !finished,
+
+			ResponseTruncated: respCap.truncated,
+		}
+		if reqCap != nil {
+			ex.RequestBody, ex.RequestTruncated = reqCap.seal()
+		}
+		h.rt.submit(h.route, ex)
+	}()
+	err := next.ServeHTTP(respCap, r)
+	finished = true
+	return err
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,134 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const metricsNamespace = "caddy"
+const metricsSubsystem = "chat_webhooks"
+
+// metrics are created once per process and registered into every
+// configuration's registry, so counters survive reloads as the pipeline does.
+var metrics = struct {
+	queued           prometheus.Gauge
+	exchangesDropped *prometheus.CounterVec
+	trafficProblems  *prometheus.CounterVec
+	eventsDerived    *prometheus.CounterVec
+	userInfoFailures prometheus.Counter
+	enqueued         *prometheus.CounterVec
+	delivered        *prometheus.CounterVec
+	failed           *prometheus.CounterVec
+	retried          *prometheus.CounterVec
+	dropped          *prometheus.CounterVec
+	deadLettered     *prometheus.CounterVec
+	queueDepth       *prometheus.GaugeVec
+	latency          *prometheus.HistogramVec
+}{
+	queued: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
+		Help: "Exchanges waiting to be turned into events.",
+	}),
+	exchangesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "exchanges_dropped_total",
+		Help: "Exchanges not turned into events, by reason.",
+	}, []string{"reason"}),
+	trafficProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "traffic_problems_total",
+		Help: "Exchanges whose traffic could not be read in full (not JSON, truncated, undecodable...), by problem.",
+	}, []string{"problem"}),
+	eventsDerived: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "events_derived_total",
+		Help: "Canonical events derived from traffic, by type.",
+	}, []string{"type"}),
+	userInfoFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "user_info_failures_total",
+		Help: "External user lookups that failed; their events went out without the lookup's data.",
+	}),
+	enqueued:     counter("events_enqueued_total", "Webhook messages stored in the outbox.", "webhook", "schema"),
+	delivered:    counter("events_delivered_total", "Webhook messages acknowledged by their receiver.", "webhook", "schema"),
+	failed:       counter("events_failed_total", "Failed delivery attempts, by reason.", "webhook", "schema", "reason"),
+	retried:      counter("events_retried_total", "Failed messages scheduled for another attempt.", "webhook", "schema"),
+	dropped:      counter("events_dropped_total", "Webhook messages discarded without delivery, by reason.", "webhook", "schema", "reason"),
+	deadLettered: counter("events_dead_lettered_total", "Webhook messages moved to the dead letters, by reason.", "webhook", "schema", "reason"),
+	queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "queue_depth",
+		Help: "Webhook messages waiting in the outbox.",
+	}, []string{"webhook", "schema"}),
+	latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "delivery_latency_seconds",
+		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
+	}, []string{"webhook", "schema"}),
+}
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help,
+	}, labels)
+}
+
+func collectors() []prometheus.Collector {
+	return []prometheus.Collector{metrics.queued, metrics.exchangesDropped, metrics.trafficProblems, metrics.eventsDerived, metrics.userInfoFailures,
+		metrics.enqueued, metrics.delivered, metrics.failed, metrics.retried, metrics.dropped, metrics.deadLettered,
+		metrics.queueDepth, metrics.latency}
+}
+
+// registerMetrics adds the collectors to a configuration's registry; a
+// registry that already has them (several handlers) is fine.
+func registerMetrics(reg *prometheus.Registry) {
+	if reg == nil {
+		return
+	}
+	for _, c := range collectors() {
+		var already prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
+			panic(err)
+		}
+	}
+}
+
+// webhookSchemas maps webhook names to their schema, for the labels of the
+// delivery events that carry only the webhook's name.
+var webhookSchemas sync.Map
+
+func schemaOf(webhook string) string {
+	s, _ := webhookSchemas.Load(webhook)
+	name, _ := s.(string)
+	return name
+}
+
+// deliveryObserver turns the delivery engine's events into metrics.
+type deliveryObserver struct{}
+
+func (deliveryObserver) Enqueued(webhook string, n int) {
+	metrics.enqueued.WithLabelValues(webhook, schemaOf(webhook)).Add(float64(n))
+}
+
+func (deliveryObserver) Delivered(webhook, schema string, latency time.Duration) {
+	metrics.delivered.WithLabelValues(webhook, schema).Inc()
+	metrics.latency.WithLabelValues(webhook, schema).Observe(latency.Seconds())
+}
+
+func (deliveryObserver) Failed(webhook, schema, reason string, _ int) {
+	metrics.failed.WithLabelValues(webhook, schema, reason).Inc()
+}
+
+func (deliveryObserver) Retried(webhook, schema string) {
+	metrics.retried.WithLabelValues(webhook, schema).Inc()
+}
+
+func (deliveryObserver) Dropped(webhook, reason string, n int) {
+	metrics.dropped.WithLabelValues(webhook, schemaOf(webhook), reason).Add(float64(n))
+}
+
+func (deliveryObserver) DeadLettered(webhook, schema, reason string) {
+	metrics.deadLettered.WithLabelValues(webhook, schema, reason).Inc()
+}
+
+func (deliveryObserver) QueueDepth(webhook string, depth int) {
+	metrics.queueDepth.WithLabelValues(webhook, schemaOf(webhook)).Set(float64(depth))
+}

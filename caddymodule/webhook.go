@@ -1,0 +1,199 @@
+package caddymodule
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/tidwall/sjson"
+
+	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/signer"
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+// Webhook is one receiver: where events go, in which shape, signed how.
+type Webhook struct {
+	// Name identifies the webhook in the outbox, metrics, logs and the admin
+	// API; default "<schema> <scheme>://<host><path>". Keep it stable:
+	// queued events follow the name across reloads.
+	Name string `json:"name,omitempty"`
+	// URL is fixed configuration; it is never built from traffic.
+	URL string `json:"url"`
+	// Schema names a built-in or custom schema; default "standard".
+	Schema string `json:"schema,omitempty"`
+	// Events filters by canonical type or the schema's event names.
+	Events []string `json:"events,omitempty"`
+	// Sign configures the signature; absent means unsigned.
+	Sign *signer.Config `json:"sign,omitempty"`
+	// Headers are sent with every delivery (e.g. a static auth header).
+	Headers http.Header `json:"headers,omitempty"`
+	// Body is a JSON object template merged into every payload.
+	Body json.RawMessage `json:"body,omitempty"`
+	// Retry are the delays between attempts; default immediately, 5s, 5m,
+	// 30m, 2h, 5h, 10h, 10h (with jitter). NoRetry makes one attempt only.
+	Retry   []caddy.Duration `json:"retry,omitempty"`
+	NoRetry bool             `json:"no_retry,omitempty"`
+	// Timeout of one attempt; default 15s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Ordering is "conversation" (default: in order per conversation) or
+	// "none" (in parallel).
+	Ordering string `json:"ordering,omitempty"`
+	// ExpectBody, when set, is a JSON object a 2xx answer must contain to
+	// count as accepted, e.g. {"status":"accepted"}.
+	ExpectBody json.RawMessage `json:"expect_body,omitempty"`
+	// MaxConcurrency bounds attempts in flight to this webhook; default 10.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// DenyPrivate refuses loopback, private, link-local and cloud metadata
+	// addresses, checked on the resolved address at connect time.
+	DenyPrivate bool `json:"deny_private,omitempty"`
+	// TLS adds trusted CAs or a client certificate (mTLS). Verification is
+	// always on.
+	TLS *WebhookTLS `json:"tls,omitempty"`
+	// Redact lists payload paths (gjson/sjson syntax) removed before the
+	// payload is stored, e.g. userEmail or payload.from.
+	Redact []string `json:"redact,omitempty"`
+}
+
+// WebhookTLS configures HTTPS to one receiver.
+type WebhookTLS struct {
+	// CA are PEM files of extra trusted certificate authorities.
+	CA []string `json:"ca,omitempty"`
+	// ClientCert and ClientKey are PEM files presented for mutual TLS.
+	ClientCert string `json:"client_cert,omitempty"`
+	ClientKey  string `json:"client_key,omitempty"`
+}
+
+func (t *WebhookTLS) config() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(t.CA) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		for _, file := range t.CA {
+			pem, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("tls ca: %v", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls ca %s: no PEM certificate found", file)
+			}
+		}
+		cfg.RootCAs = pool
+	}
+	if (t.ClientCert == "") != (t.ClientKey == "") {
+		return nil, fmt.Errorf("tls: give both client_cert and client_key, or neither")
+	}
+	if t.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls client certificate: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// webhook is a compiled Webhook.
+type webhook struct {
+	endpoint delivery.Endpoint
+	shaper   *transform.Shaper
+	redact   []string
+}
+
+// shape renders ev's payloads for this webhook, minus redacted fields.
+func (w *webhook) shape(ev *transform.Event) []transform.Payload {
+	payloads := w.shaper.Shape(ev)
+	for i := range payloads {
+		for _, path := range w.redact {
+			if b, err := sjson.DeleteBytes(payloads[i].Body, path); err == nil {
+				payloads[i].Body = b
+			}
+		}
+	}
+	return payloads
+}
+
+// lane is the ordering key of an event for this webhook: its conversation,
+// or the event alone when it has no conversation.
+func (w *webhook) lane(ev *transform.Event) string {
+	if !w.endpoint.Ordered {
+		return ""
+	}
+	if id := ev.Get("conversation.id").String(); id != "" {
+		return id
+	}
+	return ev.ID
+}
+
+func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*webhook, error) {
+	u, err := url.Parse(repl.ReplaceKnown(wh.URL, ""))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("url must be an absolute http:// or https:// URL")
+	}
+	schema := wh.Schema
+	if schema == "" {
+		schema = "standard"
+	}
+	shaper, err := transform.NewShaper(transform.ShaperConfig{Schema: schema, Custom: custom, Events: wh.Events, Body: wh.Body})
+	if err != nil {
+		return nil, err
+	}
+	ep := delivery.Endpoint{
+		Name:       wh.Name,
+		URL:        u.String(),
+		Schema:     schema,
+		Header:     http.Header{},
+		Timeout:    time.Duration(wh.Timeout),
+		ExpectBody: string(wh.ExpectBody),
+
+		MaxConcurrency: wh.MaxConcurrency,
+		DenyPrivate:    wh.DenyPrivate,
+	}
+	if wh.TLS != nil {
+		if ep.TLS, err = wh.TLS.config(); err != nil {
+			return nil, err
+		}
+	}
+	if ep.Name == "" {
+		ep.Name = schema + " " + u.Scheme + "://" + u.Host + u.Path
+	}
+	for k, vs := range wh.Headers {
+		for _, v := range vs {
+			ep.Header.Add(k, repl.ReplaceKnown(v, ""))
+		}
+	}
+	switch wh.Ordering {
+	case "", "conversation":
+		ep.Ordered = true
+	case "none":
+	default:
+		return nil, fmt.Errorf("ordering %q: write conversation or none", wh.Ordering)
+	}
+	switch {
+	case wh.NoRetry:
+		ep.Retry = []time.Duration{}
+	case len(wh.Retry) > 0:
+		for _, d := range wh.Retry {
+			ep.Retry = append(ep.Retry, time.Duration(d))
+		}
+	}
+	if wh.Sign != nil {
+		cfg := *wh.Sign
+		cfg.Secrets = make([]string, len(wh.Sign.Secrets))
+		for i, s := range wh.Sign.Secrets {
+			cfg.Secrets[i] = repl.ReplaceKnown(s, "")
+		}
+		if ep.Scheme, err = cfg.Scheme(); err != nil {
+			return nil, fmt.Errorf("sign: %v", err)
+		}
+	}
+	return &webhook{endpoint: ep, shaper: shaper, redact: wh.Redact}, nil
+}
