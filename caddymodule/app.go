@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 func init() {
@@ -36,10 +38,37 @@ type App struct {
 	// MaxDeadLetters bounds the dead letters kept per webhook (default
 	// 10000); beyond it the oldest are deleted and counted.
 	MaxDeadLetters int `json:"max_dead_letters,omitempty"`
+	// ConversationState sizes the memory of conversations' attributes
+	// (status, priority, assignee...) from which conversation.updated
+	// reports what changed; default 10000 conversations for 24h each.
+	ConversationState *ConversationState `json:"conversation_state,omitempty"`
 
 	rt     *pipeline
 	key    string
 	logger *zap.Logger
+}
+
+// ConversationState sizes the conversation memory; Off disables it, so that
+// events carry only what their own exchange shows.
+type ConversationState struct {
+	Off     bool           `json:"off,omitempty"`
+	Entries int            `json:"entries,omitempty"`
+	TTL     caddy.Duration `json:"ttl,omitempty"`
+}
+
+// withDefaults fills in the default size and lifetime.
+func (s *ConversationState) withDefaults() ConversationState {
+	out := ConversationState{Entries: transform.DefaultStateEntries, TTL: caddy.Duration(24 * time.Hour)}
+	if s != nil {
+		out.Off = s.Off
+		if s.Entries > 0 {
+			out.Entries = s.Entries
+		}
+		if s.TTL > 0 {
+			out.TTL = s.TTL
+		}
+	}
+	return out
 }
 
 // Outbox selects the event store.
@@ -108,6 +137,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("chat_webhooks: outbox %s %s: %v", ob.Kind, ob.Path, err)
 	}
 	a.rt = val.(*pipeline)
+	a.rt.useState(a.ConversationState)
 	registerMetrics(ctx.GetMetricsRegistry())
 	return nil
 }

@@ -123,7 +123,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		match method|path|status|content_type <value...>
 //		stream <decoder>
 //		field <event field> <source...>
+//		match when [not] <source> [in <value...>]
+//		each <source of a list> [<path into its elements>...]
 //		event <type> [if|unless <event field>]
+//		event <type> when [not] <field or source> [in <value...>]
 //	}
 func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
 	var r transform.Rule
@@ -150,8 +153,19 @@ func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
 				r.Match.Status = append(r.Match.Status, values...)
 			case "content_type":
 				r.Match.ContentTypes = append(r.Match.ContentTypes, values...)
+			case "when":
+				c, err := parseCond(d, values)
+				if err != nil {
+					return r, err
+				}
+				r.Match.When = append(r.Match.When, c)
 			default:
-				return r, d.Errf("unknown match %q: write method, path, status or content_type", kind)
+				return r, d.Errf("unknown match %q: write method, path, status, content_type or when", kind)
+			}
+		case "each":
+			r.Each = d.RemainingArgs()
+			if len(r.Each) == 0 {
+				return r, d.Errf("each <source of a list> [<path into its elements>...]")
 			}
 		case "stream":
 			if !d.AllArgs(&r.Stream) {
@@ -172,8 +186,14 @@ func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
 				e.If = args[2]
 			case len(args) == 3 && args[1] == "unless":
 				e.Unless = args[2]
+			case len(args) >= 3 && args[1] == "when":
+				c, err := parseCond(d, args[2:])
+				if err != nil {
+					return r, err
+				}
+				e.When = append(e.When, c)
 			default:
-				return r, d.Errf("event <type> [if|unless <event field>]")
+				return r, d.Errf("event <type> [if|unless <event field>] or event <type> when [not] <field or source> [in <value...>]")
 			}
 			e.Event = args[0]
 			r.Emit = append(r.Emit, e)
@@ -185,6 +205,23 @@ func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
 		return r, d.Errf("line %d: %v", line, err)
 	}
 	return r, nil
+}
+
+// parseCond reads the arguments of a condition: [not] <value> [in <v...>].
+func parseCond(d *caddyfile.Dispenser, args []string) (transform.Cond, error) {
+	var c transform.Cond
+	if len(args) > 0 && args[0] == "not" {
+		c.Not, args = true, args[1:]
+	}
+	switch {
+	case len(args) == 1:
+	case len(args) > 2 && args[1] == "in":
+		c.In = args[2:]
+	default:
+		return c, d.Errf("a condition is [not] <source> [in <value...>], e.g. when request.body.object in whatsapp_business_account")
+	}
+	c.Value = args[0]
+	return c, nil
 }
 
 // parseWebhook reads:
@@ -487,6 +524,7 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 //		max_queued <n>
 //		max_queued_bytes <size>
 //		max_dead_letters <n>
+//		conversation_state <entries> <ttl> | conversation_state off
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -525,6 +563,23 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			default:
 				app.MaxDeadLetters = n
 			}
+		case "conversation_state":
+			args := d.RemainingArgs()
+			cs := &ConversationState{}
+			switch {
+			case len(args) == 1 && args[0] == "off":
+				cs.Off = true
+			case len(args) == 2:
+				n, err := strconv.Atoi(args[0])
+				dur, derr := caddy.ParseDuration(args[1])
+				if err != nil || n <= 0 || derr != nil || dur <= 0 {
+					return nil, d.Errf("conversation_state <entries> <ttl>, e.g. conversation_state 10000 24h, or conversation_state off")
+				}
+				cs.Entries, cs.TTL = n, caddy.Duration(dur)
+			default:
+				return nil, d.Errf("conversation_state <entries> <ttl>, or conversation_state off")
+			}
+			app.ConversationState = cs
 		case "max_queued_bytes":
 			var s string
 			if !d.AllArgs(&s) {

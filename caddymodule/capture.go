@@ -12,30 +12,42 @@ import (
 // bytes. The transport may read from another goroutine, and may still be
 // reading when the handler returns, hence the lock and the sealed flag.
 type requestCapture struct {
-	io.ReadCloser
+	body      io.ReadCloser
 	mu        sync.Mutex
 	buf       []byte
 	max       int
 	truncated bool
+	done      bool // the body reached EOF or an error
 	sealed    bool
 }
 
 func (c *requestCapture) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	if n > 0 {
-		c.mu.Lock()
-		if !c.sealed {
-			c.buf, c.truncated = appendCapped(c.buf, p[:n], c.max, c.truncated)
-		}
-		c.mu.Unlock()
+	n, err := c.body.Read(p)
+	c.mu.Lock()
+	if !c.sealed {
+		c.buf, c.truncated = appendCapped(c.buf, p[:n], c.max, c.truncated)
+		c.done = c.done || err != nil
 	}
+	c.mu.Unlock()
 	return n, err
 }
 
-// seal stops capturing and returns what was captured.
-func (c *requestCapture) seal() ([]byte, bool) {
+// Close does not close the client's body: a transport that gives up on the
+// upstream closes it at once, and the message it carried is still wanted.
+// net/http closes the real body when the handler returns.
+func (c *requestCapture) Close() error { return nil }
+
+// seal stops capturing and returns what was captured. With drain, when the
+// upstream did not read the whole body (it was down, or answered early),
+// what is left is read here, up to the cap, so the event still has the
+// client's message.
+func (c *requestCapture) seal(drain bool) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if drain && !c.done && !c.sealed && len(c.buf) < c.max {
+		rest, _ := io.ReadAll(io.LimitReader(c.body, int64(c.max-len(c.buf))+1))
+		c.buf, c.truncated = appendCapped(c.buf, rest, c.max, c.truncated)
+	}
 	c.sealed = true
 	return c.buf, c.truncated
 }

@@ -72,6 +72,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ConversationID: expandSources(h.ConversationID, repl),
 		Defaults:       h.defaults(repl),
 		DecodeLimit:    transform.DefaultDecodeLimit,
+		State:          h.rt.currentState(),
 	})
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
@@ -179,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	start := time.Now()
 	var reqCap *requestCapture
 	if r.Body != nil && r.Body != http.NoBody {
-		reqCap = &requestCapture{ReadCloser: r.Body, max: h.MaxCapture}
+		reqCap = &requestCapture{body: r.Body, max: h.MaxCapture}
 		r.Body = reqCap
 	}
 	respCap := &responseCapture{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, max: h.MaxCapture}
@@ -204,7 +205,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			ResponseTruncated: respCap.truncated,
 		}
 		if reqCap != nil {
-			ex.RequestBody, ex.RequestTruncated = reqCap.seal()
+			// An aborted exchange's client is gone: take what came.
+			ex.RequestBody, ex.RequestTruncated = reqCap.seal(finished)
 		}
 		h.rt.submit(h.route, ex)
 	}()

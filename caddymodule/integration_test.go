@@ -117,17 +117,12 @@ func (rcv *receiver) none(t *testing.T, within time.Duration) {
 }
 
 // loadCaddy runs real Caddy in-process: the site on withModulePort has a
-// chat_webhooks block holding chat, then the directives in rest; globals and
-// further sites may follow.
+// chat_webhooks block holding chat, then the directives in rest. Optional
+// more are: global options, further sites, chat_webhooks app options.
 func loadCaddy(t *testing.T, chat, rest string, more ...string) *caddytest.Tester {
 	t.Helper()
-	globals, sites := "", ""
-	if len(more) > 0 {
-		globals = more[0]
-	}
-	if len(more) > 1 {
-		sites = more[1]
-	}
+	more = append(more, "", "", "")
+	globals, sites, appOptions := more[0], more[1], more[2]
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`
 {
@@ -136,6 +131,7 @@ func loadCaddy(t *testing.T, chat, rest string, more ...string) *caddytest.Teste
 	%s
 	chat_webhooks {
 		outbox memory
+		%s
 	}
 }
 http://localhost:%d {
@@ -144,7 +140,7 @@ http://localhost:%d {
 	}
 	%s
 }
-%s`, withModulePort, globals, withModulePort, chat, rest, sites), "caddyfile")
+%s`, withModulePort, globals, appOptions, withModulePort, chat, rest, sites), "caddyfile")
 	return tester
 }
 

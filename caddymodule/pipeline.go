@@ -33,9 +33,15 @@ type job struct {
 // caddy.UsagePool so that a reload neither loses nor duplicates work.
 type pipeline struct {
 	engine *delivery.Engine
-	queue  chan job
-	logger *zap.Logger
-	wg     sync.WaitGroup
+	// state remembers conversations' attributes across exchanges and
+	// across reloads, so conversation.updated can say what changed; nil
+	// when turned off. Handlers read it at provision.
+	stateMu  sync.Mutex
+	state    transform.StateStore
+	stateCfg ConversationState
+	queue    chan job
+	logger   *zap.Logger
+	wg       sync.WaitGroup
 	// done stops the workers. The queue itself is never closed: a handler of
 	// an old configuration may still submit after the pipeline is gone.
 	done    chan struct{}
@@ -52,6 +58,28 @@ func newPipeline(engine *delivery.Engine, queueSize, workers int, logger *zap.Lo
 		go rt.work()
 	}
 	return rt
+}
+
+// useState applies a configuration's conversation_state. The memory is kept
+// across reloads unless the setting itself changes.
+func (rt *pipeline) useState(cs *ConversationState) {
+	cfg := cs.withDefaults()
+	rt.stateMu.Lock()
+	defer rt.stateMu.Unlock()
+	if rt.state != nil && cfg == rt.stateCfg {
+		return
+	}
+	rt.stateCfg, rt.state = cfg, nil
+	if !cfg.Off {
+		rt.state = transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
+	}
+}
+
+// currentState is the conversation memory handlers provisioned now use.
+func (rt *pipeline) currentState() transform.StateStore {
+	rt.stateMu.Lock()
+	defer rt.stateMu.Unlock()
+	return rt.state
 }
 
 // submit hands an exchange to the pipeline without ever blocking: when the

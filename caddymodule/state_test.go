@@ -1,0 +1,81 @@
+package caddymodule
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// A Chatwoot backend whose conversation 150 changes priority, then status:
+// the receiver learns what changed, with previous and current values.
+func TestConversationChangesCarryPreviousValues(t *testing.T) {
+	conversation := func(status, priority string) string {
+		return fmt.Sprintf(`{"id":150,"account_id":1,"inbox_id":3,"status":%q,"priority":%q,"meta":{"sender":{"id":42,"name":"Ana Lopes"}}}`, status, priority)
+	}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/toggle_status"):
+			io.WriteString(w, `{"meta":{},"payload":{"success":true,"conversation_id":150,"current_status":"resolved","snoozed_until":null}}`)
+		default:
+			io.WriteString(w, conversation("open", gjson.GetBytes(body, "priority").String()))
+		}
+	}))
+	defer backend.Close()
+	rcv, std := newReceiver(t), newReceiver(t)
+	loadCaddy(t, fmt.Sprintf(`source chatwoot
+		webhook %s/hook {
+			schema voxsig
+		}
+		webhook %s/hook {
+			schema standard
+			events conversation.status_changed
+		}`, rcv.URL, std.URL), "reverse_proxy "+backend.Listener.Addr().String(), "", "", "conversation_state 1000 1h")
+
+	send := func(method, path, body string) {
+		req, _ := http.NewRequest(method, fmt.Sprintf("http://localhost:%d%s", withModulePort, path), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// Deliveries for one exchange may arrive in any order: collect by event.
+	collect := func(n int) map[string][]byte {
+		got := map[string][]byte{}
+		for i := 0; i < n; i++ {
+			d := rcv.next(t, 2*time.Second).body
+			got[gjson.GetBytes(d, "event").String()] = d
+		}
+		return got
+	}
+	send(http.MethodPatch, "/api/v1/accounts/1/conversations/150", `{"priority":"low"}`)
+	collect(1) // first sight: nothing to compare with yet
+	send(http.MethodPatch, "/api/v1/accounts/1/conversations/150", `{"priority":"high"}`)
+	updated := collect(1)["conversation_updated"]
+	if got := gjson.GetBytes(updated, "changed_attributes").Raw; !jsonEqual([]byte(got), []byte(`[{"priority":{"current_value":"high","previous_value":"low"}}]`)) {
+		t.Errorf("changed_attributes %s, want priority low -> high\n%s", got, updated)
+	}
+
+	send(http.MethodPost, "/api/v1/accounts/1/conversations/150/toggle_status", `{"status":"resolved"}`)
+	got := collect(2)
+	if status := gjson.GetBytes(got["conversation_status_changed"], "status").String(); status != "resolved" {
+		t.Errorf("conversation_status_changed status %q, want resolved: %s", status, got["conversation_status_changed"])
+	}
+	if ch := gjson.GetBytes(got["conversation_updated"], "changed_attributes").Raw; !jsonEqual([]byte(ch), []byte(`[{"status":{"current_value":"resolved","previous_value":"open"}}]`)) {
+		t.Errorf("status change: changed_attributes %s", ch)
+	}
+	// The status change exchange says nothing of priority; the memory does.
+	canonical := std.next(t, 2*time.Second).body
+	if p := gjson.GetBytes(canonical, "data.conversation.priority").String(); p != "high" {
+		t.Errorf("priority %q, want high carried from the conversation's memory: %s", p, canonical)
+	}
+}
