@@ -156,6 +156,21 @@ func startCaddy(t *testing.T, backend string, webhookBlock string) *caddytest.Te
 		fmt.Sprintf("http://localhost:%d {\n\treverse_proxy %s\n}", plainPort, backend))
 }
 
+// chatvoltProxy runs Caddy in front of a stand-in chat backend with one
+// unsigned chatvolt webhook; released backends answer streams at once.
+func chatvoltProxy(t *testing.T, released bool) (*chatBackend, *receiver) {
+	t.Helper()
+	backend := newChatBackend(t)
+	if released {
+		close(backend.release)
+	}
+	rcv := newReceiver(t)
+	startCaddy(t, backend.Listener.Addr().String(), fmt.Sprintf(`webhook %s/hook {
+			schema chatvolt
+		}`, rcv.URL))
+	return backend, rcv
+}
+
 func chatRequest(t *testing.T, port int, stream bool) *http.Response {
 	t.Helper()
 	body := fmt.Sprintf(`{"model":"gpt-test","stream":%t,"user":"visitor-7","messages":[{"role":"system","content":"You are a helpful shop assistant."},{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello! How can I help?"},{"role":"user","content":"When does my order ship?"}]}`, stream)
@@ -230,12 +245,7 @@ func TestChatCompletionBecomesSignedChatVoltWebhook(t *testing.T) {
 }
 
 func TestOneConversationKeepsOneDerivedID(t *testing.T) {
-	backend := newChatBackend(t)
-	close(backend.release)
-	rcv := newReceiver(t)
-	startCaddy(t, backend.Listener.Addr().String(), fmt.Sprintf(`webhook %s/hook {
-			schema chatvolt
-		}`, rcv.URL))
+	_, rcv := chatvoltProxy(t, true)
 	var ids []string
 	for _, stream := range []bool{false, true, false} {
 		resp := chatRequest(t, withModulePort, stream)
@@ -249,12 +259,7 @@ func TestOneConversationKeepsOneDerivedID(t *testing.T) {
 }
 
 func TestClientGetsByteIdenticalResponses(t *testing.T) {
-	backend := newChatBackend(t)
-	close(backend.release)
-	rcv := newReceiver(t)
-	startCaddy(t, backend.Listener.Addr().String(), fmt.Sprintf(`webhook %s/hook {
-			schema chatvolt
-		}`, rcv.URL))
+	chatvoltProxy(t, true)
 	for _, stream := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stream=%t", stream), func(t *testing.T) {
 			read := func(port int) (int, http.Header, []byte) {
@@ -280,11 +285,7 @@ func TestClientGetsByteIdenticalResponses(t *testing.T) {
 }
 
 func TestStreamedChunksReachClientBeforeUpstreamFinishes(t *testing.T) {
-	backend := newChatBackend(t)
-	rcv := newReceiver(t)
-	startCaddy(t, backend.Listener.Addr().String(), fmt.Sprintf(`webhook %s/hook {
-			schema chatvolt
-		}`, rcv.URL))
+	backend, rcv := chatvoltProxy(t, false)
 	resp := chatRequest(t, withModulePort, true)
 	defer resp.Body.Close()
 	// The upstream holds the rest of its answer until release is closed, so

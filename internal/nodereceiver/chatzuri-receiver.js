@@ -1,6 +1,6 @@
 // Chatzuri's documented webhook receiver (seed 001), as a runnable Express
 // app. It verifies x-chatzuri-signature over JSON.stringify of the parsed
-// body, not over the bytes it received. node_test.go runs it; it needs
+// body, not over the bytes it received. nodereceiver.Chatzuri runs it; it needs
 // express on NODE_PATH and the secret in SECRET_KEY, and prints its port.
 'use strict'
 
