@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -23,6 +24,11 @@ func init() {
 //	GET    /chat_webhooks/dead_letter?webhook=<name>&id=<id>
 //	POST   /chat_webhooks/replay?webhook=<name>[&id=<id>]   (no id: all of the webhook; no webhook: all)
 //	DELETE /chat_webhooks/dead_letter?webhook=<name>&id=<id>
+//
+// Answers are JSON. Errors are Caddy's admin errors: 400 for missing or bad
+// parameters, 404 for an unknown dead letter or route, 405 for a known route
+// with the wrong method, 503 when the running configuration has no
+// chat_webhooks.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -38,31 +44,56 @@ func (a AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/chat_webhooks/", Handler: caddy.AdminHandlerFunc(a.serve)}}
 }
 
+// adminMethods is the method of each route.
+var adminMethods = map[string][]string{
+	"/chat_webhooks/stats":        {http.MethodGet},
+	"/chat_webhooks/dead_letters": {http.MethodGet},
+	"/chat_webhooks/dead_letter":  {http.MethodGet, http.MethodDelete},
+	"/chat_webhooks/replay":       {http.MethodPost},
+}
+
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	methods, known := adminMethods[r.URL.Path]
+	if !known {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter and replay", r.URL.Path)}
+	}
+	allowed := false
+	for _, m := range methods {
+		allowed = allowed || m == r.Method
+	}
+	if !allowed {
+		w.Header().Set("Allow", fmt.Sprint(methods))
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("%s %s: use %v", r.Method, r.URL.Path, methods)}
+	}
 	engine, err := currentEngine()
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
 	webhook, id := q.Get("webhook"), q.Get("id")
-	route := r.Method + " " + r.URL.Path
-	switch route {
+	switch r.Method + " " + r.URL.Path {
 	case "GET /chat_webhooks/stats":
 		stats, err := engine.Stats()
 		return reply(w, stats, err)
 	case "GET /chat_webhooks/dead_letters":
-		limit, _ := strconv.Atoi(q.Get("limit"))
-		recs, err := engine.DeadLetters(webhook, limit)
-		if recs == nil {
-			recs = []delivery.Record{}
+		limit := 0
+		if s := q.Get("limit"); s != "" {
+			if limit, err = strconv.Atoi(s); err != nil || limit < 0 {
+				return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit=%q: give a number of dead letters", s)}
+			}
 		}
-		return reply(w, recs, err)
+		recs, err := engine.DeadLetters(webhook, limit)
+		views := make([]deadLetterView, len(recs))
+		for i := range recs {
+			views[i] = viewOf(recs[i])
+		}
+		return reply(w, views, err)
 	case "GET /chat_webhooks/dead_letter":
 		if err := needIDs(webhook, id); err != nil {
 			return err
 		}
 		rec, err := engine.DeadLetter(webhook, id)
-		return reply(w, rec, err)
+		return reply(w, viewOf(rec), err)
 	case "POST /chat_webhooks/replay":
 		if id != "" {
 			if err := needIDs(webhook, id); err != nil {
@@ -72,13 +103,40 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		n, err := engine.ReplayAll(webhook)
 		return reply(w, map[string]int{"replayed": n}, err)
-	case "DELETE /chat_webhooks/dead_letter":
+	default: // DELETE /chat_webhooks/dead_letter
 		if err := needIDs(webhook, id); err != nil {
 			return err
 		}
 		return reply(w, map[string]int{"deleted": 1}, engine.DeleteDeadLetter(webhook, id))
 	}
-	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; see the README's admin API section", route)}
+}
+
+// deadLetterView is a dead letter as the admin API shows it: the payload as
+// JSON rather than base64, so that an operator can read what failed.
+type deadLetterView struct {
+	ID         string          `json:"id"`
+	Webhook    string          `json:"webhook"`
+	Lane       string          `json:"lane,omitempty"`
+	Body       json.RawMessage `json:"body"`
+	Created    time.Time       `json:"created"`
+	Attempts   int             `json:"attempts"`
+	LastStatus int             `json:"last_status,omitempty"`
+	LastError  string          `json:"last_error,omitempty"`
+	DeadAt     time.Time       `json:"dead_at"`
+	Reason     string          `json:"reason"`
+}
+
+func viewOf(rec delivery.Record) deadLetterView {
+	body := json.RawMessage(rec.Body)
+	if !json.Valid(body) {
+		// Not JSON (a custom scheme's Prepare may change it): a string.
+		body, _ = json.Marshal(string(rec.Body))
+	}
+	return deadLetterView{
+		ID: rec.ID, Webhook: rec.Endpoint, Lane: rec.Lane, Body: body, Created: rec.Created,
+		Attempts: rec.Attempts, LastStatus: rec.LastStatus, LastError: rec.LastError,
+		DeadAt: rec.DeadAt, Reason: rec.Reason,
+	}
 }
 
 func needIDs(webhook, id string) error {
@@ -99,18 +157,21 @@ func reply(w http.ResponseWriter, v any, err error) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// currentEngine finds the running delivery engine. A configuration has one
-// outbox; while a reload moves to another, the newest is as good as any.
+// currentEngine finds the delivery engine of the running configuration.
+// During a reload that changes the outbox two pipelines exist for a moment;
+// the active configuration's is the one to show.
 func currentEngine() (*delivery.Engine, error) {
-	var engine *delivery.Engine
-	pool.Range(func(_, v any) bool {
-		engine = v.(*pipeline).engine
-		return true
-	})
-	if engine == nil {
-		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("chat_webhooks is not running in the current configuration")}
+	notRunning := caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("chat_webhooks is not running in the current configuration")}
+	ctx := caddy.ActiveContext()
+	app, err := ctx.AppIfConfigured("chat_webhooks")
+	if err != nil {
+		return nil, notRunning
 	}
-	return engine, nil
+	a, ok := app.(*App)
+	if !ok || a.rt == nil {
+		return nil, notRunning
+	}
+	return a.rt.engine, nil
 }
 
 // Interface guard.

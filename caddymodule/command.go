@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
+	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -16,11 +16,10 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "chat-webhooks",
-		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>]",
+		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] [--address <admin>] [--config <file> [--adapter <name>]]",
 		Short: "Inspects the webhook outbox and replays dead letters of a running Caddy",
 		Long: `
-Talks to the admin API of a running Caddy (--address, default localhost:2019)
-and prints JSON:
+Talks to the admin API of a running Caddy and prints JSON:
 
   caddy chat-webhooks stats
   caddy chat-webhooks dead-letters [--webhook <name>] [--limit <n>]
@@ -28,9 +27,13 @@ and prints JSON:
   caddy chat-webhooks replay [--webhook <name>] [--id <id>]   # no id: every dead letter of the webhook
   caddy chat-webhooks delete --webhook <name> --id <id>
 
+The admin API is found as for "caddy stop" and "caddy reload": --address,
+else the admin address of --config, else CADDY_ADMIN or localhost:2019.
 Webhook names are those of "caddy chat-webhooks stats".`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.Flags().String("address", "localhost:2019", "the admin API's address")
+			cmd.Flags().String("address", "", "the admin API's address")
+			cmd.Flags().StringP("config", "c", "", "read the admin address from this configuration file")
+			cmd.Flags().StringP("adapter", "a", "", "the adapter of --config")
 			cmd.Flags().String("webhook", "", "the webhook's name")
 			cmd.Flags().String("id", "", "the event id")
 			cmd.Flags().Int("limit", 0, "at most this many dead letters")
@@ -40,12 +43,36 @@ Webhook names are those of "caddy chat-webhooks stats".`,
 	})
 }
 
+// commandRoutes maps each action to its admin API route.
+var commandRoutes = map[string][2]string{
+	"stats":        {http.MethodGet, "/chat_webhooks/stats"},
+	"dead-letters": {http.MethodGet, "/chat_webhooks/dead_letters"},
+	"show":         {http.MethodGet, "/chat_webhooks/dead_letter"},
+	"replay":       {http.MethodPost, "/chat_webhooks/replay"},
+	"delete":       {http.MethodDelete, "/chat_webhooks/dead_letter"},
+}
+
 func runCommand(cmd *cobra.Command, args []string) error {
 	flags := cmd.Flags()
 	addr, _ := flags.GetString("address")
+	configFile, _ := flags.GetString("config")
+	adapter, _ := flags.GetString("adapter")
 	webhook, _ := flags.GetString("webhook")
 	id, _ := flags.GetString("id")
 	limit, _ := flags.GetInt("limit")
+
+	route, ok := commandRoutes[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay or delete", args[0])
+	}
+	switch {
+	case (args[0] == "show" || args[0] == "delete") && (webhook == "" || id == ""):
+		return fmt.Errorf("%s needs --webhook <name> and --id <id>", args[0])
+	case args[0] == "replay" && id != "" && webhook == "":
+		return fmt.Errorf("replay --id needs --webhook <name> too")
+	case limit < 0:
+		return fmt.Errorf("--limit must not be negative")
+	}
 	q := url.Values{}
 	if webhook != "" {
 		q.Set("webhook", webhook)
@@ -56,20 +83,17 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))
 	}
-	routes := map[string][2]string{
-		"stats":        {http.MethodGet, "/chat_webhooks/stats"},
-		"dead-letters": {http.MethodGet, "/chat_webhooks/dead_letters"},
-		"show":         {http.MethodGet, "/chat_webhooks/dead_letter"},
-		"replay":       {http.MethodPost, "/chat_webhooks/replay"},
-		"delete":       {http.MethodDelete, "/chat_webhooks/dead_letter"},
-	}
-	route, ok := routes[args[0]]
-	if !ok {
-		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay or delete", args[0])
-	}
-	resp, err := caddycmd.AdminAPIRequest(addr, route[0], route[1]+"?"+q.Encode(), nil, nil)
+	addr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, configFile, adapter)
 	if err != nil {
-		return fmt.Errorf("is Caddy running with its admin API at %s? %v", addr, err)
+		return fmt.Errorf("finding the admin API: %v", err)
+	}
+	uri := route[1]
+	if len(q) > 0 {
+		uri += "?" + q.Encode()
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, route[0], uri, nil, nil)
+	if err != nil {
+		return adminError(addr, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -81,6 +105,27 @@ func runCommand(cmd *cobra.Command, args []string) error {
 		pretty.Reset()
 		pretty.Write(body)
 	}
-	fmt.Fprintln(os.Stdout, pretty.String())
+	fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(pretty.String()))
 	return nil
+}
+
+// adminError words an AdminAPIRequest failure: an answer from the admin API
+// (no such dead letter, bad parameters) is not a connection problem.
+func adminError(addr string, err error) error {
+	const answered = "caddy responded with error: "
+	msg := err.Error()
+	if !strings.HasPrefix(msg, answered) {
+		return fmt.Errorf("is Caddy running with its admin API at %s? %v", addr, err)
+	}
+	msg = strings.TrimPrefix(msg, answered)
+	// "HTTP 404: {"error":"..."}": keep the status and the error's text.
+	if status, body, ok := strings.Cut(msg, ": "); ok {
+		var apiErr struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal([]byte(body), &apiErr) == nil && apiErr.Error != "" {
+			return fmt.Errorf("%s: %s", status, apiErr.Error)
+		}
+	}
+	return fmt.Errorf("%s", strings.TrimSpace(msg))
 }

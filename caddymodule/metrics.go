@@ -25,7 +25,7 @@ var metrics = struct {
 	retried          *prometheus.CounterVec
 	dropped          *prometheus.CounterVec
 	deadLettered     *prometheus.CounterVec
-	queueDepth       *prometheus.GaugeVec
+	queueDepth       *queueDepths
 	latency          *prometheus.HistogramVec
 }{
 	queued: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -54,10 +54,11 @@ var metrics = struct {
 	retried:      counter("events_retried_total", "Failed messages scheduled for another attempt.", "webhook", "schema"),
 	dropped:      counter("events_dropped_total", "Webhook messages discarded without delivery, by reason.", "webhook", "schema", "reason"),
 	deadLettered: counter("events_dead_lettered_total", "Webhook messages moved to the dead letters, by reason.", "webhook", "schema", "reason"),
-	queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "queue_depth",
-		Help: "Webhook messages waiting in the outbox.",
-	}, []string{"webhook", "schema"}),
+	queueDepth: &queueDepths{
+		desc: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "queue_depth"),
+			"Webhook messages waiting in the outbox.", []string{"webhook", "schema"}, nil),
+		depth: map[string]int{},
+	},
 	latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "delivery_latency_seconds",
 		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
@@ -130,5 +131,38 @@ func (deliveryObserver) DeadLettered(webhook, schema, reason string) {
 }
 
 func (deliveryObserver) QueueDepth(webhook string, depth int) {
-	metrics.queueDepth.WithLabelValues(webhook, schemaOf(webhook)).Set(float64(depth))
+	metrics.queueDepth.set(webhook, depth)
+}
+
+// queueDepths is the queue_depth gauge. Its schema label is looked up when
+// scraped, not when the depth changes: messages left in the outbox by an
+// earlier run are counted when the engine starts, before any handler has
+// said which schema their webhook uses. A gauge vector set then would keep
+// a series with an empty schema at that first depth for good.
+type queueDepths struct {
+	desc  *prometheus.Desc
+	mu    sync.Mutex
+	depth map[string]int
+}
+
+func (q *queueDepths) set(webhook string, depth int) {
+	q.mu.Lock()
+	q.depth[webhook] = depth
+	q.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (q *queueDepths) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+
+// Collect implements prometheus.Collector.
+func (q *queueDepths) Collect(ch chan<- prometheus.Metric) {
+	q.mu.Lock()
+	depths := make(map[string]int, len(q.depth))
+	for k, v := range q.depth {
+		depths[k] = v
+	}
+	q.mu.Unlock()
+	for webhook, depth := range depths {
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(depth), webhook, schemaOf(webhook))
+	}
 }

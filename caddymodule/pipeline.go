@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,9 +29,21 @@ type job struct {
 	ex    *transform.Exchange
 }
 
+// batch is the events of one exchange that belong to one shard.
+type batch struct {
+	route  *route
+	end    time.Time
+	events []transform.Event
+}
+
 // pipeline is the part of the module that outlives a configuration: the
 // pipeline queue, its workers and the delivery engine. It lives in a
 // caddy.UsagePool so that a reload neither loses nor duplicates work.
+//
+// One sequencer derives events in the order exchanges finished; it hands
+// them to shards chosen by conversation, whose workers enrich, shape and
+// store them. So the turns of one conversation are stored in order, while a
+// slow user_info lookup holds back only its own shard.
 type pipeline struct {
 	engine *delivery.Engine
 	// state remembers conversations' attributes across exchanges and
@@ -40,10 +53,11 @@ type pipeline struct {
 	state    transform.StateStore
 	stateCfg ConversationState
 	queue    chan job
+	shards   []chan batch
 	logger   *zap.Logger
 	wg       sync.WaitGroup
-	// done stops the workers. The queue itself is never closed: a handler of
-	// an old configuration may still submit after the pipeline is gone.
+	// done stops the sequencer. The queue itself is never closed: a handler
+	// of an old configuration may still submit after the pipeline is gone.
 	done    chan struct{}
 	stopped atomic.Bool
 	// dropLogged makes the full-queue warning appear once per burst, not
@@ -54,9 +68,13 @@ type pipeline struct {
 func newPipeline(engine *delivery.Engine, queueSize, workers int, logger *zap.Logger) *pipeline {
 	rt := &pipeline{engine: engine, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
 	for i := 0; i < workers; i++ {
+		shard := make(chan batch, 64)
+		rt.shards = append(rt.shards, shard)
 		rt.wg.Add(1)
-		go rt.work()
+		go rt.store(shard)
 	}
+	rt.wg.Add(1)
+	go rt.sequence()
 	return rt
 }
 
@@ -102,17 +120,24 @@ func (rt *pipeline) submit(r *route, ex *transform.Exchange) {
 	}
 }
 
-func (rt *pipeline) work() {
+// sequence derives exchanges in arrival order until done, then drains the
+// queue and closes the shards.
+func (rt *pipeline) sequence() {
 	defer rt.wg.Done()
+	defer func() {
+		for _, shard := range rt.shards {
+			close(shard)
+		}
+	}()
 	for {
 		select {
 		case j := <-rt.queue:
-			rt.take(j)
+			rt.derive(j)
 		case <-rt.done:
 			for {
 				select {
 				case j := <-rt.queue:
-					rt.take(j)
+					rt.derive(j)
 				default:
 					return
 				}
@@ -121,14 +146,9 @@ func (rt *pipeline) work() {
 	}
 }
 
-func (rt *pipeline) take(j job) {
+// derive turns one exchange into events and hands them to their shards.
+func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
-	rt.process(j)
-}
-
-// process derives, shapes and stores one exchange's events. Messages are
-// enqueued together so the outbox commits them in one batch.
-func (rt *pipeline) process(j job) {
 	out := j.route.deriver.Derive(j.ex)
 	for _, p := range out.Problems {
 		metrics.trafficProblems.WithLabelValues(p).Inc()
@@ -137,19 +157,61 @@ func (rt *pipeline) process(j job) {
 		j.route.logger.Debug("traffic problem", zap.Strings("problems", out.Problems),
 			zap.String("method", j.ex.Method), zap.String("path", j.ex.Path), zap.Int("events", len(out.Events)))
 	}
+	if len(out.Events) == 0 {
+		return
+	}
+	if len(rt.shards) == 1 || len(out.Events) == 1 {
+		rt.shards[rt.shardOf(&out.Events[0])] <- batch{route: j.route, end: j.ex.End, events: out.Events}
+		return
+	}
+	byShard := map[int][]transform.Event{}
+	var order []int
+	for _, ev := range out.Events {
+		i := rt.shardOf(&ev)
+		if _, seen := byShard[i]; !seen {
+			order = append(order, i)
+		}
+		byShard[i] = append(byShard[i], ev)
+	}
+	for _, i := range order {
+		rt.shards[i] <- batch{route: j.route, end: j.ex.End, events: byShard[i]}
+	}
+}
+
+// shardOf keeps every event of a conversation on one shard.
+func (rt *pipeline) shardOf(ev *transform.Event) int {
+	key := ev.Get("conversation.id").Raw
+	if key == "" {
+		key = ev.ID
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(rt.shards)))
+}
+
+func (rt *pipeline) store(shard <-chan batch) {
+	defer rt.wg.Done()
+	for b := range shard {
+		rt.process(b)
+	}
+}
+
+// process enriches, shapes and stores one batch of events. Its messages are
+// enqueued together so the outbox commits them in one batch.
+func (rt *pipeline) process(b batch) {
 	var msgs []delivery.Message
-	for i := range out.Events {
-		ev := &out.Events[i]
-		if j.route.enricher != nil {
-			enriched, err := j.route.enricher.Enrich(context.Background(), *ev)
+	for i := range b.events {
+		ev := &b.events[i]
+		if b.route.enricher != nil {
+			enriched, err := b.route.enricher.Enrich(context.Background(), *ev)
 			if err != nil {
 				metrics.userInfoFailures.Inc()
-				j.route.logger.Debug("user_info lookup failed; the event goes out without it", zap.Error(err))
+				b.route.logger.Debug("user_info lookup failed; the event goes out without it", zap.Error(err))
 			}
 			*ev = enriched
 		}
 		metrics.eventsDerived.WithLabelValues(ev.Type).Inc()
-		for _, wh := range j.route.webhooks {
+		for _, wh := range b.route.webhooks {
 			payloads := wh.shape(ev)
 			for k, p := range payloads {
 				id := ev.ID
@@ -161,7 +223,7 @@ func (rt *pipeline) process(j job) {
 					Endpoint: wh.endpoint.Name,
 					Lane:     wh.lane(ev),
 					Body:     p.Body,
-					Created:  j.ex.End,
+					Created:  b.end,
 				})
 			}
 		}
@@ -172,7 +234,7 @@ func (rt *pipeline) process(j job) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := rt.engine.Enqueue(ctx, msgs...); err != nil {
-		j.route.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
+		b.route.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
 	}
 }
 
