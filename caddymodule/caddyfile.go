@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/chatwebhooks/chatwebhooks/signer"
 	"github.com/chatwebhooks/chatwebhooks/transform"
@@ -602,6 +603,9 @@ func parseHeader(d *caddyfile.Dispenser, h *http.Header) error {
 	var k, v string
 	if !d.AllArgs(&k, &v) {
 		return d.Errf("header <name> <value>")
+	}
+	if !httpguts.ValidHeaderFieldName(k) {
+		return d.Errf("header name %q is not a valid HTTP header name", k)
 	}
 	if *h == nil {
 		*h = http.Header{}

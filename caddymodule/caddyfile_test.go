@@ -124,6 +124,7 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"bad ordering", "webhook http://127.0.0.1:1/h {\n\t\tordering random\n\t}", `ordering "random": write conversation or none`},
 		{"bad retry", "webhook http://127.0.0.1:1/h {\n\t\tretry soon\n\t}", `retry "soon"`},
 		{"unknown schema event", "webhook http://127.0.0.1:1/h {\n\t\tschema chatvolt\n\t\tevents AGENT_DANCED\n\t}", `"AGENT_DANCED" is neither a canonical event type nor an event of schema "chatvolt"`},
+		{"bad header name", "webhook http://127.0.0.1:1/h {\n\t\theader \"X Bad:\" v\n\t}", `header name "X Bad:" is not a valid HTTP header name`},
 		{"bad expect_body", "webhook http://127.0.0.1:1/h {\n\t\texpect_body accepted\n\t}", "expect_body must be a JSON object"},
 	}
 	for _, tc := range tests {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tidwall/sjson"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/chatwebhooks/chatwebhooks/delivery"
 	"github.com/chatwebhooks/chatwebhooks/signer"
@@ -166,6 +167,9 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 		ep.Name = schema + " " + u.Scheme + "://" + u.Host + u.Path
 	}
 	for k, vs := range wh.Headers {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("header name %q is not a valid HTTP header name", k)
+		}
 		for _, v := range vs {
 			ep.Header.Add(k, repl.ReplaceKnown(v, ""))
 		}

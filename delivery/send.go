@@ -51,6 +51,11 @@ func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) ou
 			return outcome{reason: ReasonSign, detail: "signing: " + err.Error()}
 		}
 	}
+	// Receivers de-duplicate by id: a delivery whose scheme sends none (no
+	// signature, or a scheme without an id header) carries the standard one.
+	if !hasID(h) {
+		h.Set("webhook-id", rec.ID)
+	}
 	cleanHeader(h)
 
 	resp, err := c.client.Do(req)
@@ -79,6 +84,19 @@ func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) ou
 }
 
 // failure classifies a transport error.
+// idHeaders carry a delivery's id in the built-in schemes; with an hmac
+// scheme, webhook-id is sent beside its own id header, if any.
+var idHeaders = []string{"webhook-id", "X-Chatwoot-Delivery"}
+
+func hasID(h http.Header) bool {
+	for _, k := range idHeaders {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func failure(err error, timeout time.Duration) outcome {
 	var (
 		denied    *DeniedAddressError
@@ -97,7 +115,9 @@ func failure(err error, timeout time.Duration) outcome {
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
 		return outcome{reason: ReasonTimeout, detail: fmt.Sprintf("no response within %s", timeout)}
 	case errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) ||
-		errors.As(err, &alert) || errors.As(err, &recErr):
+		errors.As(err, &alert) || errors.As(err, &recErr) ||
+		// An alert from the receiver, e.g. "certificate required" in mTLS.
+		errors.As(err, &opErr) && opErr.Op == "remote error":
 		return outcome{reason: ReasonTLS, detail: errorText(err)}
 	case errors.As(err, &dnsErr) || errors.As(err, &opErr) && opErr.Op == "dial":
 		return outcome{reason: ReasonConnect, detail: errorText(err)}
