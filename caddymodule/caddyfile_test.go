@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -155,4 +154,14 @@ func TestDirectiveIsOrderedBeforeReverseProxy(t *testing.T) {
 	}
 }
 
-var _ = caddyfile.NewTestDispenser
+// The demo in the README must adapt, as `caddy adapt --config
+// Caddyfile.example` does.
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	src, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile.example"}); err != nil {
+		t.Fatalf("Caddyfile.example: %v", err)
+	}
+}

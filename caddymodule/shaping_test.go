@@ -188,3 +188,46 @@ func TestCustomSchemaFromCaddyfile(t *testing.T) {
 		t.Errorf("payload\n got %s\nwant %s", got, want)
 	}
 }
+
+// A rule written only in the Caddyfile understands a made-up chat API.
+func TestCaddyfileRuleDerivesReplyFromMadeUpAPI(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"reply":{"text":"Your table for two is booked at 8pm.","id":"r-77"},"status":"ok"}`)
+	}))
+	defer api.Close()
+	rcv := newReceiver(t)
+	loadCaddy(t, fmt.Sprintf(`rule bookings {
+			match method POST
+			match path /bots/{bot}/say
+			match status 2xx
+			field conversation.id request.header.X-Session request.body.session
+			field agent.id request.path.bot
+			field contact.name request.body.from.name
+			field message.content request.body.text
+			field reply.id response.body.reply.id
+			field reply.content response.body.reply.text
+			field channel =web
+			event message.replied if reply.content
+			event message.received unless reply.content
+		}
+		agent_name "Booking Bot"
+		webhook %s/hook {
+			schema chatvolt
+		}`, rcv.URL), "reverse_proxy "+api.Listener.Addr().String())
+	resp, err := http.Post(fmt.Sprintf("http://localhost:%d/bots/concierge/say", withModulePort), "application/json",
+		strings.NewReader(`{"session":"s-19","from":{"name":"Léa"},"text":"A table for two at 8pm, please"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := rcv.next(t, 2*time.Second).body
+	for path, want := range map[string]string{"eventType": "AGENT_USER_MESSAGE", "conversationId": "s-19", "agentId": "concierge",
+		"agentName": "Booking Bot", "userName": "Léa", "userMessage": "A table for two at 8pm, please",
+		"agentResponse": "Your table for two is booked at 8pm.", "messageId": "r-77", "channel": "web"} {
+		if v := gjson.GetBytes(got, path).String(); v != want {
+			t.Errorf("%s = %q, want %q: %s", path, v, want, got)
+		}
+	}
+}
