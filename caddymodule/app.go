@@ -131,7 +131,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return newPipeline(engine, a.QueueSize, a.Workers, a.logger), nil
+		return newPipeline(engine, delivery.KeyValues(store, "conversations"), a.QueueSize, a.Workers, a.logger), nil
 	})
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: outbox %s %s: %v", ob.Kind, ob.Path, err)

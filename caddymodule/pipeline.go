@@ -52,10 +52,13 @@ type pipeline struct {
 	stateMu  sync.Mutex
 	state    transform.StateStore
 	stateCfg ConversationState
-	queue    chan job
-	shards   []chan batch
-	logger   *zap.Logger
-	wg       sync.WaitGroup
+	// stateKV keeps the state in a durable outbox; nil with outbox memory.
+	stateKV    delivery.KV
+	closeState func()
+	queue      chan job
+	shards     []chan batch
+	logger     *zap.Logger
+	wg         sync.WaitGroup
 	// done stops the sequencer. The queue itself is never closed: a handler
 	// of an old configuration may still submit after the pipeline is gone.
 	done    chan struct{}
@@ -65,8 +68,8 @@ type pipeline struct {
 	dropLogged atomic.Bool
 }
 
-func newPipeline(engine *delivery.Engine, queueSize, workers int, logger *zap.Logger) *pipeline {
-	rt := &pipeline{engine: engine, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
+func newPipeline(engine *delivery.Engine, stateKV delivery.KV, queueSize, workers int, logger *zap.Logger) *pipeline {
+	rt := &pipeline{engine: engine, stateKV: stateKV, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
 	for i := 0; i < workers; i++ {
 		shard := make(chan batch, 64)
 		rt.shards = append(rt.shards, shard)
@@ -87,9 +90,24 @@ func (rt *pipeline) useState(cs *ConversationState) {
 	if rt.state != nil && cfg == rt.stateCfg {
 		return
 	}
+	rt.stopState()
 	rt.stateCfg, rt.state = cfg, nil
-	if !cfg.Off {
-		rt.state = transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
+	if cfg.Off {
+		return
+	}
+	mem := transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
+	rt.state = mem
+	if rt.stateKV != nil {
+		durable := newDurableState(mem, rt.stateKV, time.Duration(cfg.TTL), rt.logger)
+		rt.state, rt.closeState = durable, durable.close
+	}
+}
+
+// stopState writes a durable state's last changes; stateMu must be held.
+func (rt *pipeline) stopState() {
+	if rt.closeState != nil {
+		rt.closeState()
+		rt.closeState = nil
 	}
 }
 
@@ -238,11 +256,15 @@ func (rt *pipeline) process(b batch) {
 	}
 }
 
-// Destruct stops the workers once the queue is drained, then the engine.
+// Destruct stops the workers once the queue is drained, then writes the
+// conversation state and stops the engine.
 // It runs when the last configuration using this pipeline is gone.
 func (rt *pipeline) Destruct() error {
 	rt.stopped.Store(true)
 	close(rt.done)
 	rt.wg.Wait()
+	rt.stateMu.Lock()
+	rt.stopState()
+	rt.stateMu.Unlock()
 	return rt.engine.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,39 @@ func TestConversationChangesCarryPreviousValues(t *testing.T) {
 	canonical := std.next(t, 2*time.Second).body
 	if p := gjson.GetBytes(canonical, "data.conversation.priority").String(); p != "high" {
 		t.Errorf("priority %q, want high carried from the conversation's memory: %s", p, canonical)
+	}
+}
+
+// With a durable outbox, a restart does not forget what the conversations
+// looked like: the first change after it still has its previous value.
+func TestConversationStateSurvivesRestart(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":150,"account_id":1,"inbox_id":3,"status":"open","priority":%q}`, gjson.GetBytes(body, "priority").String())
+	}))
+	defer backend.Close()
+	rcv := newReceiver(t)
+	outbox := filepath.Join(t.TempDir(), "outbox.db")
+	chat := fmt.Sprintf("source chatwoot\nwebhook %s/hook {\nschema voxsig\n}", rcv.URL)
+	patch := func(priority string) []byte {
+		req, _ := http.NewRequest(http.MethodPatch, fmt.Sprintf("http://localhost:%d/api/v1/accounts/1/conversations/150", withModulePort),
+			strings.NewReader(fmt.Sprintf(`{"priority":%q}`, priority)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return rcv.next(t, 2*time.Second).body
+	}
+	loadCaddy(t, chat, "reverse_proxy "+backend.Listener.Addr().String(), "", "", "outbox bbolt "+outbox)
+	patch("low")
+	// Another outbox in between stops the first pipeline, as a restart does.
+	loadCaddy(t, chat, "reverse_proxy "+backend.Listener.Addr().String())
+	loadCaddy(t, chat, "reverse_proxy "+backend.Listener.Addr().String(), "", "", "outbox bbolt "+outbox)
+	got := patch("high")
+	if ch := gjson.GetBytes(got, "changed_attributes").Raw; !jsonEqual([]byte(ch), []byte(`[{"priority":{"current_value":"high","previous_value":"low"}}]`)) {
+		t.Errorf("after a restart: changed_attributes %s, want priority low -> high", ch)
 	}
 }

@@ -1,0 +1,124 @@
+package caddymodule
+
+import (
+	"encoding/binary"
+	"sort"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+// stateFlushEvery is how often remembered conversations are written to the
+// outbox. State is not an event: losing the last second of it in a crash
+// costs at most one changed_attributes entry, and writing it behind keeps
+// the outbox's fsyncs for events.
+const stateFlushEvery = time.Second
+
+// durableState is conversation memory kept in a durable outbox: the memory
+// store serves every lookup, and changes are written behind to the outbox's
+// key-value space, from which a restart reloads them. On disk each value is
+// the time of its last change (unix seconds, 8 bytes) and the attributes.
+type durableState struct {
+	*transform.MemoryState
+	kv     delivery.KV
+	logger *zap.Logger
+
+	mu    sync.Mutex
+	dirty map[string][]byte
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newDurableState(mem *transform.MemoryState, kv delivery.KV, ttl time.Duration, logger *zap.Logger) *durableState {
+	s := &durableState{MemoryState: mem, kv: kv, logger: logger, dirty: map[string][]byte{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	s.load(ttl)
+	go s.flushLoop()
+	return s
+}
+
+// load restores what a previous run remembered, oldest first so that the
+// newest end up most recently used, and forgets what has expired.
+func (s *durableState) load(ttl time.Duration) {
+	type entry struct {
+		key   string
+		at    int64
+		attrs []byte
+	}
+	var entries []entry
+	var expired []string
+	cutoff := time.Now().Add(-ttl).Unix()
+	err := s.kv.Load(func(key string, val []byte) {
+		if len(val) < 8 {
+			expired = append(expired, key)
+			return
+		}
+		at := int64(binary.BigEndian.Uint64(val))
+		if ttl > 0 && at < cutoff {
+			expired = append(expired, key)
+			return
+		}
+		entries = append(entries, entry{key, at, append([]byte(nil), val[8:]...)})
+	})
+	if err != nil {
+		s.logger.Warn("conversation state not restored from the outbox; it starts empty", zap.Error(err))
+		return
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].at < entries[j].at })
+	for _, e := range entries {
+		s.MemoryState.Put(e.key, e.attrs)
+	}
+	if len(expired) > 0 {
+		if err := s.kv.Write(nil, expired); err != nil {
+			s.logger.Warn("expired conversation state not removed from the outbox", zap.Error(err))
+		}
+	}
+}
+
+// Put implements transform.StateStore.
+func (s *durableState) Put(key string, attrs []byte) {
+	s.MemoryState.Put(key, attrs)
+	val := make([]byte, 8, 8+len(attrs))
+	binary.BigEndian.PutUint64(val, uint64(time.Now().Unix()))
+	s.mu.Lock()
+	s.dirty[key] = append(val, attrs...)
+	s.mu.Unlock()
+}
+
+func (s *durableState) flushLoop() {
+	defer close(s.done)
+	tick := time.NewTicker(stateFlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			s.flush()
+		case <-s.stop:
+			s.flush()
+			return
+		}
+	}
+}
+
+func (s *durableState) flush() {
+	s.mu.Lock()
+	dirty := s.dirty
+	s.dirty = map[string][]byte{}
+	s.mu.Unlock()
+	if len(dirty) == 0 {
+		return
+	}
+	if err := s.kv.Write(dirty, nil); err != nil {
+		s.logger.Warn("conversation state not written to the outbox", zap.Int("conversations", len(dirty)), zap.Error(err))
+	}
+}
+
+// close writes what is left; the outbox must still be open.
+func (s *durableState) close() {
+	close(s.stop)
+	<-s.done
+}
