@@ -121,3 +121,35 @@ func TestHTTP2StreamsAndDelivers(t *testing.T) {
 		t.Errorf("payload %s", got)
 	}
 }
+
+// A client that leaves in the middle of a stream breaks nothing: the
+// exchange still becomes a (partial) event, and the next request is served.
+func TestAbortedStreamStillYieldsItsExchange(t *testing.T) {
+	backend, rcv := chatvoltProxy(t, false)
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("localhost:%d", withModulePort), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"stream":true,"messages":[{"role":"user","content":"Where is my parcel?"}]}`
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no first chunk: %v", err)
+		}
+		if strings.Contains(line, "Your order ") {
+			break
+		}
+	}
+	conn.Close() // gone before the upstream finishes
+	time.Sleep(50 * time.Millisecond)
+	close(backend.release)
+
+	got := rcv.next(t, 3*time.Second).body
+	if m := gjson.GetBytes(got, "userMessage").String(); m != "Where is my parcel?" {
+		t.Errorf("userMessage %q: %s", m, got)
+	}
+	assertProxiedAnswer(t, false)
+}
