@@ -131,7 +131,7 @@ func (d *Deriver) Derive(ex *Exchange) Outcome {
 // emit appends the events of one rule: for the exchange, or for the element
 // of the rule's each that v holds.
 func (d *Deriver) emit(v *view, r *compiledRule, when time.Time, out *Outcome) {
-	data := d.build(v, r.fields, nil)
+	data := d.build(v, r.fields)
 	var conv *convState
 	for i := range r.emit {
 		e := &r.emit[i]
@@ -140,7 +140,7 @@ func (d *Deriver) emit(v *view, r *compiledRule, when time.Time, out *Outcome) {
 		}
 		ev := data
 		if len(e.fields) > 0 {
-			ev = d.build(v, r.fields, e.fields)
+			ev = d.override(v, data, e.fields)
 		}
 		if d.state != nil {
 			if conv == nil {
@@ -190,6 +190,9 @@ func (c *compiledRule) forEach(v *view, fn func()) {
 // builtData is an event's fields before they become its document.
 type builtData struct {
 	entries []docEntry
+	// conv says that entries[0] is the conversation id from the configured
+	// conversation id sources, which win over every rule field.
+	conv bool
 }
 
 func (b builtData) has(path string) bool {
@@ -223,36 +226,58 @@ func findEntry(entries []docEntry, path string) ([]byte, bool) {
 	return nil, false
 }
 
-// build resolves fields, then more (an emit's own fields, which win), then
-// the conversation id and the defaults for whatever is still absent.
-func (d *Deriver) build(v *view, fields, more []compiledField) builtData {
-	entries := make([]docEntry, 0, len(fields)+len(more)+len(d.defaults)+1)
-	var vals []byte
-	set := func(to string, from []source) bool {
-		for i := range from {
+// override lays an emit's own fields (more) over data, the rule's fields as
+// build resolved them, without resolving those again: more's values replace
+// data's entries of the same path (a default's included), and a configured
+// conversation id stays first and wins.
+func (d *Deriver) override(v *view, data builtData, more []compiledField) builtData {
+	var seed []docEntry
+	if data.conv {
+		seed = data.entries[:1:1] // capped: appending must not write into data
+	}
+	resolved, _ := resolveFields(v, seed, nil, more)
+	own := resolved[len(seed):]
+	if len(own) == 0 {
+		return data
+	}
+	entries := make([]docEntry, 0, len(data.entries)+len(own))
+	entries = append(append(entries, seed...), own...)
+	for _, e := range data.entries[len(seed):] {
+		if _, ok := findEntry(own, e.path); !ok {
+			entries = append(entries, e)
+		}
+	}
+	return builtData{entries: entries, conv: data.conv}
+}
+
+// build resolves the configured conversation id, then fields, then the
+// defaults for whatever is still absent.
+func (d *Deriver) build(v *view, fields []compiledField) builtData {
+	entries := make([]docEntry, 0, len(fields)+len(d.defaults)+1)
+	vals := make([]byte, 0, 512) // holds a typical exchange's values without growing
+	entries, vals = resolveFields(v, entries, vals, []compiledField{{to: "conversation.id", from: d.convID}})
+	convSet := len(entries) > 0
+	entries, vals = resolveFields(v, entries, vals, fields)
+	entries, _ = resolveFields(v, entries, vals, d.defaults)
+	return builtData{entries: entries, conv: convSet}
+}
+
+// resolveFields appends to entries each field whose path entries lacks and
+// one of whose sources has a value; the values are appended to vals.
+func resolveFields(v *view, entries []docEntry, vals []byte, fields []compiledField) ([]docEntry, []byte) {
+	for _, f := range fields {
+		if (builtData{entries: entries}).has(f.to) {
+			continue
+		}
+		for i := range f.from {
 			start := len(vals)
 			var ok bool
-			if vals, ok = from[i].appendValue(vals, v); ok {
-				entries = append(entries, docEntry{path: to, raw: vals[start:len(vals):len(vals)]})
-				return true
+			if vals, ok = f.from[i].appendValue(vals, v); ok {
+				entries = append(entries, docEntry{path: f.to, raw: vals[start:len(vals):len(vals)]})
+				break
 			}
 			vals = vals[:start]
 		}
-		return false
 	}
-	convSet := set("conversation.id", d.convID)
-	for _, list := range [][]compiledField{more, fields} {
-		for _, f := range list {
-			if (f.to == "conversation.id" && convSet) || (builtData{entries: entries}).has(f.to) {
-				continue
-			}
-			set(f.to, f.from)
-		}
-	}
-	for _, f := range d.defaults {
-		if !(builtData{entries: entries}).has(f.to) {
-			set(f.to, f.from)
-		}
-	}
-	return builtData{entries: entries}
+	return entries, vals
 }

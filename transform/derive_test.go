@@ -285,3 +285,25 @@ func TestCustomRuleDerivesReplyFromMadeUpAPI(t *testing.T) {
 		t.Errorf("data\n got %s\nwant %s", got, want)
 	}
 }
+
+// An emit's own fields (ai_enabled on a reply) lay over the rule's without
+// displacing a configured conversation id or any other field.
+func TestEmitFieldsKeepConfiguredConversationIDAndRuleFields(t *testing.T) {
+	d, err := NewDeriver(DeriverConfig{Presets: []string{"openai"}, ConversationID: []string{"request.header.X-Thread"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := jsonHeader()
+	h.Set("X-Thread", "thread-7")
+	out := d.Derive(&Exchange{Method: "POST", Path: "/v1/chat/completions", RequestHeader: h, RequestBody: []byte(chatRequest),
+		Status: 200, ResponseHeader: jsonHeader(), ResponseBody: []byte(chatAnswer)})
+	if len(out.Events) != 1 {
+		t.Fatalf("events %d", len(out.Events))
+	}
+	for path, want := range map[string]string{"conversation.id": `"thread-7"`, "conversation.ai_enabled": "true",
+		"message.content": `"Where is my parcel?"`, "reply.content": `"It ships today."`, "contact.id": `"visitor-7"`} {
+		if got := out.Events[0].Get(path).Raw; got != want {
+			t.Errorf("%s = %s, want %s: %s", path, got, want, out.Events[0].Data)
+		}
+	}
+}

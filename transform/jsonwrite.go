@@ -100,7 +100,8 @@ func appendObject(dst []byte, entries []docEntry, prefix string) []byte {
 		dst = appendString(dst, key)
 		dst = append(dst, ':')
 		if nested {
-			dst = appendObject(dst, entries, prefix+key+".")
+			// prefix+key+"." is where e.path is, so no new string is made.
+			dst = appendObject(dst, entries, e.path[:len(prefix)+len(key)+1])
 			continue
 		}
 		dst = append(dst, lastValue(entries[i:], e.path)...)

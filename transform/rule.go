@@ -320,13 +320,28 @@ func (c *compiledRule) matchesRequest(v *view) bool {
 	if len(c.paths) == 0 {
 		return true
 	}
-	segs := strings.Split(strings.Trim(ex.Path, "/"), "/")
+	var buf [16]string
+	segs := splitPath(buf[:0], ex.Path)
 	for _, p := range c.paths {
 		if p.match(segs, v) {
 			return true
 		}
 	}
 	return false
+}
+
+// splitPath appends the segments of path, as strings.Split of the path
+// trimmed of slashes gives them, to segs, which may live on the stack.
+func splitPath(segs []string, path string) []string {
+	path = strings.Trim(path, "/")
+	for {
+		seg, rest, more := strings.Cut(path, "/")
+		segs = append(segs, seg)
+		if !more {
+			return segs
+		}
+		path = rest
+	}
 }
 
 // pathPattern is a compiled path pattern; see Match.Paths.

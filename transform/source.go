@@ -185,11 +185,15 @@ func (s *source) lookup(v *view) (gjson.Result, bool) {
 	return r, r.Exists() && r.Type != gjson.Null && (r.Type != gjson.String || r.Str != "")
 }
 
+// getPath reads a body in place: the result's strings point into doc
+// instead of being copied (as gjson.GetBytes does), so a lookup costs no
+// allocation. Bodies are never modified while an exchange is derived, and
+// values are copied when they are written into an event.
 func getPath(doc []byte, path string) gjson.Result {
 	if len(doc) == 0 {
 		return gjson.Result{}
 	}
-	return gjson.GetBytes(doc, path)
+	return gjson.Get(docString(doc), path)
 }
 
 // appendText appends r as plain text (see text: in the source syntax).
