@@ -207,16 +207,40 @@ func (rt *pipeline) shardOf(ev *transform.Event) int {
 	return int(h.Sum32() % uint32(len(rt.shards)))
 }
 
+// maxStoreBatch bounds the messages stored in one outbox commit.
+const maxStoreBatch = 512
+
+// store turns batches into messages and stores them; batches already
+// waiting join the same Enqueue, so under load one fsync serves many.
 func (rt *pipeline) store(shard <-chan batch) {
 	defer rt.wg.Done()
 	for b := range shard {
-		rt.process(b)
+		msgs := rt.messages(b)
+	more:
+		for len(msgs) < maxStoreBatch {
+			select {
+			case next, ok := <-shard:
+				if !ok {
+					break more
+				}
+				msgs = append(msgs, rt.messages(next)...)
+			default:
+				break more
+			}
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := rt.engine.Enqueue(ctx, msgs...); err != nil {
+			rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
+		}
+		cancel()
 	}
 }
 
-// process enriches, shapes and stores one batch of events. Its messages are
-// enqueued together so the outbox commits them in one batch.
-func (rt *pipeline) process(b batch) {
+// messages enriches and shapes one batch of events into webhook messages.
+func (rt *pipeline) messages(b batch) []delivery.Message {
 	var msgs []delivery.Message
 	for i := range b.events {
 		ev := &b.events[i]
@@ -246,14 +270,7 @@ func (rt *pipeline) process(b batch) {
 			}
 		}
 	}
-	if len(msgs) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := rt.engine.Enqueue(ctx, msgs...); err != nil {
-		b.route.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
-	}
+	return msgs
 }
 
 // Destruct stops the workers once the queue is drained, then writes the
