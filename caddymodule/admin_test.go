@@ -37,14 +37,17 @@ func waitDeadLetters(t *testing.T, webhook string, n int) []deadLetterView {
 	return got
 }
 
-func TestDeadLetterReplayedThroughAdminAPIArrives(t *testing.T) {
+// deadLetterScenario runs Caddy with one webhook "crm" without retries whose
+// receiver answers failStatus until healthy is set.
+func deadLetterScenario(t *testing.T, failStatus int) (*hookSink, *atomic.Bool) {
+	t.Helper()
 	backend := newTurnBackend(t)
-	var healthy atomic.Bool
+	healthy := new(atomic.Bool)
 	sink := newHookSink(t, func(int, *http.Request) int {
 		if healthy.Load() {
 			return http.StatusOK
 		}
-		return http.StatusInternalServerError
+		return failStatus
 	})
 	startChatCaddy(t, chatConfig(filepath.Join(t.TempDir(), "outbox.db"), fmt.Sprintf(`source openai
 		webhook %s/hook {
@@ -53,6 +56,11 @@ func TestDeadLetterReplayedThroughAdminAPIArrives(t *testing.T) {
 			sign standard %s
 			retry off
 		}`, sink.URL(), sinkSecret), backend.Listener.Addr().String()))
+	return sink, healthy
+}
+
+func TestDeadLetterReplayedThroughAdminAPIArrives(t *testing.T) {
+	sink, healthy := deadLetterScenario(t, http.StatusInternalServerError)
 
 	for i, conv := range []string{"dl-a", "dl-b", "dl-c"} {
 		mustTurn(t, withModulePort, conv, turnLabel(conv, i))

@@ -2,12 +2,10 @@ package caddymodule
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,21 +33,7 @@ func runChatWebhooks(t *testing.T, args ...string) (string, error) {
 }
 
 func TestChatWebhooksCommandInspectsAndReplaysDeadLetters(t *testing.T) {
-	backend := newTurnBackend(t)
-	var healthy atomic.Bool
-	sink := newHookSink(t, func(int, *http.Request) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusBadGateway
-	})
-	startChatCaddy(t, chatConfig(filepath.Join(t.TempDir(), "outbox.db"), fmt.Sprintf(`source openai
-		webhook %s/hook {
-			name crm
-			schema chatvolt
-			sign standard %s
-			retry off
-		}`, sink.URL(), sinkSecret), backend.Listener.Addr().String()))
+	sink, healthy := deadLetterScenario(t, http.StatusBadGateway)
 	for _, conv := range []string{"cli-a", "cli-b"} {
 		mustTurn(t, withModulePort, conv, turnLabel(conv, 0))
 	}
@@ -115,7 +99,7 @@ func TestChatWebhooksCommandInspectsAndReplaysDeadLetters(t *testing.T) {
 
 	// Like caddy reload, the admin address can come from the Caddyfile.
 	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
-	os.WriteFile(caddyfile, []byte(chatConfig("", "source openai", backend.Listener.Addr().String())), 0o644)
+	os.WriteFile(caddyfile, []byte(chatConfig("", "source openai", "127.0.0.1:9")), 0o644)
 	if out, err := runChatWebhooks(t, "stats", "--config", caddyfile, "--adapter", "caddyfile"); err != nil || !gjson.Valid(out) || !gjson.Get(out, "endpoints").Exists() {
 		t.Errorf("stats --config: %v\n%s", err, out)
 	}
