@@ -192,7 +192,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			Method:         r.Method,
 			Host:           r.Host,
 			Path:           r.URL.Path,
-			Query:          r.URL.Query(),
+			RawQuery:       r.URL.RawQuery,
 			RequestHeader:  r.Header.Clone(),
 			Status:         respCap.status,
 			ResponseHeader: w.Header().Clone(),

@@ -2,7 +2,6 @@ package transform
 
 import (
 	"net/http"
-	"net/url"
 	"time"
 )
 
@@ -10,10 +9,11 @@ import (
 // are the captured copies, possibly truncated at the capture cap and possibly
 // still content-encoded (the client's Accept-Encoding reaches the upstream).
 type Exchange struct {
-	Method        string
-	Host          string
-	Path          string
-	Query         url.Values
+	Method string
+	Host   string
+	Path   string
+	// RawQuery is the URL's query, parsed only when a rule reads it.
+	RawQuery      string
 	RequestHeader http.Header
 	RequestBody   []byte
 	// RequestTruncated reports that the request body was longer than the cap.

@@ -46,7 +46,7 @@ func (tr traffic) exchange(t testing.TB) *Exchange {
 		}
 		return fixture(t, s)
 	}
-	ex := &Exchange{Method: tr.method, Path: u.Path, Query: u.Query(), Status: tr.status,
+	ex := &Exchange{Method: tr.method, Path: u.Path, RawQuery: u.RawQuery, Status: tr.status,
 		RequestHeader: http.Header{}, ResponseHeader: http.Header{}, RequestBody: body(tr.req), ResponseBody: body(tr.resp)}
 	for k, v := range tr.reqHeader {
 		ex.RequestHeader[k] = v

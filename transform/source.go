@@ -134,7 +134,7 @@ func (s *source) appendValue(dst []byte, v *view) ([]byte, bool) {
 	case srcResponseHeader:
 		return appendNonEmpty(dst, v.ex.ResponseHeader.Get(s.arg))
 	case srcQuery:
-		return appendNonEmpty(dst, v.ex.Query.Get(s.arg))
+		return appendNonEmpty(dst, v.query().Get(s.arg))
 	case srcPathParam:
 		return appendNonEmpty(dst, v.param(s.arg))
 	case srcMethod:

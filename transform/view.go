@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"net/url"
+
 	"github.com/tidwall/gjson"
 )
 
@@ -10,6 +12,8 @@ type view struct {
 	ex     *Exchange
 	limit  int64
 	params []string // name, value pairs captured by path patterns
+
+	queryValues url.Values
 	// item and parent are the elements of a rule's each being emitted.
 	item, parent gjson.Result
 
@@ -17,6 +21,14 @@ type view struct {
 	req, resp         []byte
 	respStream        streamDecoder
 	problems          *[]string
+}
+
+// query parses the exchange's query the first time a source reads it.
+func (v *view) query() url.Values {
+	if v.queryValues == nil {
+		v.queryValues, _ = url.ParseQuery(v.ex.RawQuery)
+	}
+	return v.queryValues
 }
 
 func (v *view) param(name string) string {
