@@ -96,3 +96,30 @@ func decodeRecord(b []byte) (*Record, error) {
 	}
 	return r, nil
 }
+
+// decodeBody returns a copy of the body of an encoded record, skipping the
+// other fields.
+func decodeBody(b []byte) ([]byte, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, errBadRecord
+	}
+	d := &decoder{b: b[1:]}
+	d.uvarint()   // Seq
+	d.uvarint()   // Attempts
+	d.uvarint()   // LastStatus
+	d.time()      // Created
+	d.time()      // Next
+	d.time()      // DeadAt
+	for range 5 { // ID, Endpoint, Lane, LastError, Reason
+		if n := d.uvarint(); d.err == nil && n <= uint64(len(d.b)) {
+			d.b = d.b[n:]
+		} else {
+			d.err = errBadRecord
+		}
+	}
+	body := d.bytes()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return body, nil
+}

@@ -46,7 +46,7 @@ func (e *Engine) dispatch() {
 			if l == nil {
 				break
 			}
-			if next := l.head().Next; next.After(now) {
+			if next := l.head().next; next.After(now) {
 				later(next)
 				break
 			}
@@ -83,11 +83,22 @@ func (e *Engine) start(st *endpointState, l *lane) {
 	go e.attempt(st, st.cfg, l, l.head())
 }
 
-// attempt makes one delivery attempt, persists its consequence, then
-// updates the lane. rec belongs to this goroutine until the lane is
-// released: nothing else reads a head in flight.
-func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, rec *Record) {
+// bodyRetry is how long a message whose body could not be read from the
+// store waits before the engine tries to read it again.
+const bodyRetry = time.Minute
+
+// attempt reads en's body from the store, makes one delivery attempt,
+// persists its consequence, then updates the lane. en belongs to this
+// goroutine until the lane is released: nothing else reads a head in
+// flight.
+func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *entry) {
 	defer e.attempts.Done()
+	body, err := e.store.Body(en.seq)
+	if err != nil {
+		e.unreadable(st, l, en, err)
+		return
+	}
+	rec := en.record(st.name, body)
 	out := send(e.ctx, cfg, rec, e.clock.Now())
 	if e.ctx.Err() != nil {
 		// Closing: the attempt was cut short and does not count; the
@@ -103,9 +114,10 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, rec *R
 
 	e.mu.Lock()
 	e.busy--
+	en.attempts, en.lastStatus, en.lastError, en.next = rec.Attempts, rec.LastStatus, rec.LastError, rec.Next
 	if v.done() {
 		e.queued--
-		e.queuedBytes -= int64(len(rec.Body))
+		e.queuedBytes -= int64(en.size)
 	}
 	st.release(l, v.done())
 	breakerWas := st.breaker.record(now, out.ok())
@@ -115,6 +127,25 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, rec *R
 	for _, f := range logs {
 		f()
 	}
+}
+
+// unreadable handles a pending message whose body the store could not
+// read: it is neither sent nor dropped nor dead-lettered, and its stored
+// record is left untouched (a Save would rewrite it without the body). It
+// stays pending, holding its lane, and is tried again after bodyRetry; each
+// failure is logged, at most once per bodyRetry per message. The attempt
+// does not count, and the breaker does not hear of it.
+func (e *Engine) unreadable(st *endpointState, l *lane, en *entry, err error) {
+	e.mu.Lock()
+	e.busy--
+	now := e.clock.Now()
+	en.next = now.Add(bodyRetry)
+	st.release(l, false)
+	e.poke()
+	name, id, seq := st.name, en.id, en.seq
+	e.mu.Unlock()
+	e.log.Error("webhook outbox: cannot read a pending message's body; it stays queued and is retried",
+		"endpoint", name, "id", id, "seq", seq, "retry_in", bodyRetry, "error", err)
 }
 
 // verdict is what an attempt's outcome did to its message.

@@ -40,8 +40,9 @@ type Options struct {
 	// Workers bounds the attempts in flight across all endpoints.
 	// Default 32.
 	Workers int
-	// MaxQueued bounds the pending messages. Pending messages are held in
-	// memory as well as in the store. Default 100000.
+	// MaxQueued bounds the pending messages. Their schedule is held in
+	// memory as well as in the store; their bodies only in the store.
+	// Default 100000.
 	MaxQueued int
 	// MaxQueuedBytes bounds the sum of pending bodies. Default 256 MiB.
 	MaxQueuedBytes int64
@@ -151,10 +152,11 @@ func (e *Engine) state(name string) *endpointState {
 	return st
 }
 
-// queue adds a stored pending record to memory. The caller holds mu (or is
-// New) and has already counted it against the limits if it is new.
+// queue adds a stored pending record to memory, without its body: an
+// attempt reads that from the store. The caller holds mu (or is New) and
+// has already counted it against the limits if it is new.
 func (e *Engine) queue(r *Record) {
-	e.state(r.Endpoint).add(r)
+	e.state(r.Endpoint).add(newEntry(r))
 	e.queued++
 	e.queuedBytes += int64(len(r.Body))
 }

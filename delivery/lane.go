@@ -3,7 +3,40 @@ package delivery
 import (
 	"container/heap"
 	"slices"
+	"time"
 )
+
+// entry is what the engine keeps in memory of a pending record: what
+// scheduling, the limits and the next Save need, without the body, which
+// is read from the Store when an attempt is due.
+type entry struct {
+	seq        uint64
+	id         string
+	lane       string
+	size       int // len(Body), counted against MaxQueuedBytes
+	attempts   int
+	lastStatus int
+	lastError  string
+	next       time.Time
+	created    time.Time
+}
+
+func newEntry(r *Record) *entry {
+	return &entry{
+		seq: r.Seq, id: r.ID, lane: r.Lane, size: len(r.Body),
+		attempts: r.Attempts, lastStatus: r.LastStatus, lastError: r.LastError,
+		next: r.Next, created: r.Created,
+	}
+}
+
+// record rebuilds the pending Record of endpoint with body.
+func (en *entry) record(endpoint string, body []byte) *Record {
+	return &Record{
+		Message: Message{ID: en.id, Endpoint: endpoint, Lane: en.lane, Body: body, Created: en.created},
+		Seq:     en.seq, Attempts: en.attempts, Next: en.next,
+		LastStatus: en.lastStatus, LastError: en.lastError,
+	}
+}
 
 // laneKey names a lane within an endpoint. An ordered endpoint keys lanes by
 // Message.Lane; an unordered one gives every message a lane of its own (its
@@ -17,12 +50,12 @@ type laneKey struct {
 // flight.
 type lane struct {
 	key   laneKey
-	recs  []*Record // Seq order
-	busy  bool      // head in flight
-	index int       // position in endpointState.ready, -1 if not there
+	recs  []*entry // Seq order
+	busy  bool     // head in flight
+	index int      // position in endpointState.ready, -1 if not there
 }
 
-func (l *lane) head() *Record { return l.recs[0] }
+func (l *lane) head() *entry { return l.recs[0] }
 
 // laneHeap orders the lanes whose head waits for an attempt by due time,
 // then by Seq so that equal times go in enqueue order.
@@ -32,10 +65,10 @@ func (h laneHeap) Len() int { return len(h) }
 
 func (h laneHeap) Less(i, j int) bool {
 	a, b := h[i].head(), h[j].head()
-	if !a.Next.Equal(b.Next) {
-		return a.Next.Before(b.Next)
+	if !a.next.Equal(b.next) {
+		return a.next.Before(b.next)
 	}
-	return a.Seq < b.Seq
+	return a.seq < b.seq
 }
 
 func (h laneHeap) Swap(i, j int) {
@@ -66,7 +99,7 @@ type endpointState struct {
 	breaker  *breaker
 	lanes    map[laneKey]*lane
 	ready    laneHeap
-	waiting  []*Record // pending while cfg is nil, in Seq order
+	waiting  []*entry // pending while cfg is nil, in Seq order
 	queued   int
 	inflight int
 	// logged holds the log keys already written since the last success, so
@@ -94,7 +127,7 @@ func (s *endpointState) configure(cfg *endpointConfig) {
 }
 
 // add queues a pending record.
-func (s *endpointState) add(r *Record) {
+func (s *endpointState) add(r *entry) {
 	s.queued++
 	if s.cfg == nil {
 		s.waiting = append(s.waiting, r)
@@ -107,10 +140,10 @@ func (s *endpointState) add(r *Record) {
 // flight. Records mostly arrive in Seq order, so the search from the tail is
 // short. The lane mode of a record is fixed when it is placed: a reload that
 // toggles Ordered applies to later messages.
-func (s *endpointState) place(r *Record) {
-	k := laneKey{name: r.Lane}
+func (s *endpointState) place(r *entry) {
+	k := laneKey{name: r.lane}
 	if !s.cfg.Ordered {
-		k = laneKey{seq: r.Seq}
+		k = laneKey{seq: r.seq}
 	}
 	l := s.lanes[k]
 	if l == nil {
@@ -122,7 +155,7 @@ func (s *endpointState) place(r *Record) {
 		lo = 1
 	}
 	i := len(l.recs)
-	for i > lo && l.recs[i-1].Seq > r.Seq {
+	for i > lo && l.recs[i-1].seq > r.seq {
 		i--
 	}
 	l.recs = slices.Insert(l.recs, i, r)

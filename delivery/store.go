@@ -8,6 +8,9 @@ import (
 // ErrNotFound is returned for a dead letter that does not exist.
 var ErrNotFound = errors.New("delivery: no such dead letter")
 
+// ErrNoPending is returned by Store.Body for a record that is not pending.
+var ErrNoPending = errors.New("delivery: no such pending message")
+
 // ErrClosed is returned by a closed Engine or Store.
 var ErrClosed = errors.New("delivery: closed")
 
@@ -28,6 +31,10 @@ type Store interface {
 	// dead letters of that endpoint until at most keep remain, and returns
 	// how many it deleted so.
 	Bury(rec *Record, keep int) (trimmed int, err error)
+	// Body returns the body of a pending record. The Engine keeps pending
+	// records in memory without their bodies and reads each when an
+	// attempt is due.
+	Body(seq uint64) ([]byte, error)
 	// Pending returns all pending records in Seq order.
 	Pending() ([]*Record, error)
 	// DeadLetters returns up to limit dead letters of endpoint (all

@@ -217,6 +217,22 @@ func (s *boltStore) Bury(rec *Record, keep int) (int, error) {
 	return trimmed, err
 }
 
+// Body reads from a read transaction, which does not wait for the
+// committer: a lookup in the mmap and one copy of the body.
+func (s *boltStore) Body(seq uint64) ([]byte, error) {
+	var body []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketPending).Get(seqKey(seq))
+		if v == nil {
+			return ErrNoPending
+		}
+		var err error
+		body, err = decodeBody(v)
+		return err
+	})
+	return body, err
+}
+
 func (s *boltStore) Pending() ([]*Record, error) {
 	var out []*Record
 	err := s.db.View(func(tx *bolt.Tx) error {

@@ -85,6 +85,18 @@ func (s *memoryStore) Bury(rec *Record, keep int) (int, error) {
 	return trimmed, nil
 }
 
+func (s *memoryStore) Body(seq uint64) ([]byte, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	r, ok := s.pending[seq]
+	if !ok {
+		return nil, ErrNoPending
+	}
+	return r.Body, nil
+}
+
 func (s *memoryStore) Pending() ([]*Record, error) {
 	if err := s.lock(); err != nil {
 		return nil, err
