@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -68,6 +69,9 @@ func (c *responseCapture) WriteHeader(code int) {
 	// 1xx responses other than 101 are informational; the final status follows.
 	if c.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		c.status = code
+		if n, err := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64); err == nil {
+			c.buf = presized(n, c.max)
+		}
 	}
 	c.ResponseWriterWrapper.WriteHeader(code)
 }
@@ -102,6 +106,15 @@ type captureWriter struct{ c *responseCapture }
 func (w captureWriter) Write(p []byte) (int, error) {
 	w.c.buf, w.c.truncated = appendCapped(w.c.buf, p, w.c.max, w.c.truncated)
 	return len(p), nil
+}
+
+// presized returns an empty buffer for a body of n bytes (capped at max), so
+// that capturing it allocates once instead of doubling its way up.
+func presized(n int64, max int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	return make([]byte, 0, min(n, int64(max)))
 }
 
 // appendCapped appends as much of p as fits under max.

@@ -180,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	start := time.Now()
 	var reqCap *requestCapture
 	if r.Body != nil && r.Body != http.NoBody {
-		reqCap = &requestCapture{body: r.Body, max: h.MaxCapture}
+		reqCap = &requestCapture{body: r.Body, max: h.MaxCapture, buf: presized(r.ContentLength, h.MaxCapture)}
 		r.Body = reqCap
 	}
 	respCap := &responseCapture{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, max: h.MaxCapture}
