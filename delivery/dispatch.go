@@ -148,12 +148,42 @@ func (e *Engine) unreadable(st *endpointState, l *lane, en *entry, err error) {
 		"endpoint", name, "id", id, "seq", seq, "retry_in", bodyRetry, "error", err)
 }
 
+// wrote notes the outcome of a store write and returns the line to log once
+// mu is released, if any. A broken disk fails every write: one line when
+// writes start failing, one when they work again. The caller holds mu.
+func (e *Engine) wrote(name, id string, err error) func() {
+	if failing := err != nil; failing != e.storeFailing {
+		e.storeFailing = failing
+		if failing {
+			return func() {
+				e.log.Error("webhook outbox write failed; messages may be delivered again after a restart",
+					"endpoint", name, "id", id, "error", err)
+			}
+		}
+		return func() { e.log.Info("webhook outbox writes work again") }
+	}
+	return nil
+}
+
+// lateWrite is called by the store's committer with the result of a queued
+// write. It takes mu, which is safe because the engine never waits for a
+// store write while holding mu.
+func (e *Engine) lateWrite(name, id string, err error) {
+	e.mu.Lock()
+	f := e.wrote(name, id, err)
+	e.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
 // verdict is what an attempt's outcome did to its message.
 type verdict struct {
 	out      outcome
 	dead     string // dead letter reason, if it became one
 	trimmed  int    // dead letters deleted to make room
 	storeErr error
+	late     bool // a queued write: a nil storeErr says nothing of its commit
 }
 
 func (v verdict) done() bool { return v.out.ok() || v.dead != "" }
@@ -166,7 +196,15 @@ func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.
 	rec.Attempts++
 	rec.LastStatus = out.status
 	if out.ok() {
-		v.storeErr = e.store.Delete(rec.Seq)
+		if ld, ok := e.store.(lateDeleter); ok {
+			// The lane moves on once the delete is queued, not committed:
+			// a crash before the commit delivers the message again.
+			name, id := rec.Endpoint, rec.ID
+			v.late = true
+			v.storeErr = ld.deleteLater(rec.Seq, func(err error) { e.lateWrite(name, id, err) })
+		} else {
+			v.storeErr = e.store.Delete(rec.Seq)
+		}
 		return v
 	}
 	rec.LastError = out.detail
@@ -230,17 +268,9 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 			})
 		}
 	}
-	// A broken disk fails every write: one line when writes start failing,
-	// one when they work again.
-	if failing := v.storeErr != nil; failing != e.storeFailing {
-		e.storeFailing = failing
-		if failing {
-			add(func() {
-				e.log.Error("webhook outbox write failed; messages may be delivered again after a restart",
-					"endpoint", name, "id", id, "error", v.storeErr)
-			})
-		} else {
-			add(func() { e.log.Info("webhook outbox writes work again") })
+	if !v.late || v.storeErr != nil {
+		if f := e.wrote(name, id, v.storeErr); f != nil {
+			add(f)
 		}
 	}
 	// Failed probes re-open the breaker quietly: one line when it opens, one

@@ -95,6 +95,8 @@ type Engine struct {
 	attempts sync.WaitGroup // dispatcher and attempts
 	enqueues sync.WaitGroup // Enqueue calls writing to the store
 
+	// mu is never held while waiting for a store write: the store's
+	// committer takes it to report queued deletes (lateWrite).
 	mu           sync.Mutex
 	closed       bool
 	endpoints    map[string]*endpointState

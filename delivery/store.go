@@ -62,3 +62,17 @@ func revive(rec *Record) {
 	rec.Attempts, rec.Next, rec.LastStatus, rec.LastError = 0, time.Time{}, 0, ""
 	rec.DeadAt, rec.Reason = time.Time{}, ""
 }
+
+// lateDeleter is implemented by a Store whose writes wait for a commit
+// (fsync) and that can instead queue a delete for its next commit. The
+// Engine deletes delivered messages so, letting their lane move on without
+// waiting for the disk: a crash before the commit leaves the message
+// pending, and it is delivered again (at least once, same id).
+type lateDeleter interface {
+	// deleteLater queues the delete of the pending record seq and returns
+	// without waiting for it to be durable. done is called once with the
+	// commit's result, from the store's committer, which it must not wait
+	// on. An error means nothing was queued and done is not called. Close
+	// commits what was queued before it.
+	deleteLater(seq uint64, done func(error)) error
+}

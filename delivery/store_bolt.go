@@ -35,8 +35,8 @@ type boltStore struct {
 }
 
 type boltOp struct {
-	fn  func(*bolt.Tx) error
-	err chan error
+	fn   func(*bolt.Tx) error
+	done func(error) // called by the committer with the commit's result
 }
 
 // OpenBolt opens or creates the bbolt outbox at path. Pending messages in it
@@ -68,15 +68,25 @@ func OpenBolt(path string) (Store, error) {
 // committed. fn may run more than once, so it must only write to the
 // transaction and to variables it resets itself.
 func (s *boltStore) update(fn func(*bolt.Tx) error) error {
-	op := &boltOp{fn: fn, err: make(chan error, 1)}
+	ch := make(chan error, 1)
+	if err := s.submit(fn, func(err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}
+
+// submit hands fn to the committer and returns without waiting for the
+// commit; the committer calls done with its result. It fails only with
+// ErrClosed, and then fn never runs. Close commits whatever was submitted
+// before it.
+func (s *boltStore) submit(fn func(*bolt.Tx) error, done func(error)) error {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
 		return ErrClosed
 	}
-	s.ops <- op
-	s.mu.RUnlock()
-	return <-op.err
+	s.ops <- &boltOp{fn: fn, done: done}
+	return nil
 }
 
 func (s *boltStore) commitLoop() {
@@ -107,9 +117,9 @@ func (s *boltStore) commitLoop() {
 			if err != nil && len(batch) > 1 {
 				// One op failed the shared transaction: rerun each alone so
 				// that only the faulty one reports an error.
-				o.err <- s.db.Update(o.fn)
+				o.done(s.db.Update(o.fn))
 			} else {
-				o.err <- err
+				o.done(err)
 			}
 		}
 	}
@@ -164,9 +174,19 @@ func (s *boltStore) Save(rec *Record) error {
 }
 
 func (s *boltStore) Delete(seq uint64) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(deleteOp(seq))
+}
+
+// deleteLater queues the delete for the next group commit (see
+// lateDeleter).
+func (s *boltStore) deleteLater(seq uint64, done func(error)) error {
+	return s.submit(deleteOp(seq), done)
+}
+
+func deleteOp(seq uint64) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).Delete(seqKey(seq))
-	})
+	}
 }
 
 func (s *boltStore) Bury(rec *Record, keep int) (int, error) {
