@@ -2,6 +2,7 @@ package signer
 
 import (
 	"crypto/hmac"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"hash"
@@ -71,7 +72,7 @@ func newHMAC(name string, opts HMACOptions, secrets []string, tolerance time.Dur
 	}
 	m.keys = &keyring{}
 	for _, s := range secrets {
-		m.keys.hmac = append(m.keys.hmac, []byte(s))
+		m.keys.hmac = append(m.keys.hmac, newMacKey(m.newHash, []byte(s)))
 	}
 	var err error
 	if opts.SignedTimestamp {
@@ -189,12 +190,16 @@ func (m *HMAC) Verify(body []byte, h http.Header) error {
 
 // mac is the HMAC of the body, or of "<t>.<body>" when the timestamp is
 // signed.
-func (m *HMAC) mac(key []byte, t string, body []byte) []byte {
+func (m *HMAC) mac(key *macKey, t string, body []byte) []byte {
+	var buf [sha512.Size]byte
 	if m.opts.SignedTimestamp {
-		return sum(m.newHash, key, []byte(t), []byte{'.'}, body)
+		return key.sum(buf[:0], []byte(t), dot, body)
 	}
-	return sum(m.newHash, key, body)
+	return key.sum(buf[:0], body)
 }
+
+// dot separates the parts of signed content.
+var dot = []byte{'.'}
 
 // String describes the scheme without its secrets.
 func (m *HMAC) String() string {

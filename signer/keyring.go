@@ -11,7 +11,7 @@ import (
 // nested in a struct as an address whatever the verb: formatting a scheme,
 // or any struct that holds one, never shows a key.
 type keyring struct {
-	hmac    [][]byte
+	hmac    []*macKey
 	signing []ed25519.PrivateKey
 	public  []ed25519.PublicKey // verification only; the signing keys' halves too
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"hash"
+	"sync"
 )
 
 // hashes are the HMAC algorithms offered, by their configuration name.
@@ -29,12 +30,28 @@ var encodings = map[string]encoding{
 	"base64": {base64.StdEncoding.EncodeToString, base64.StdEncoding.DecodeString},
 }
 
-// sum returns the HMAC of the concatenated parts, written one by one so
-// that content such as "<ts>.<body>" never costs a copy of the body.
-func sum(newHash func() hash.Hash, key []byte, parts ...[]byte) []byte {
-	m := hmac.New(newHash, key)
+// macKey is one HMAC key. Its keyed hashes are pooled: hmac.New costs
+// several allocations per call, and Reset restores a keyed hash to its
+// initial state, so each attempt's signature reuses one.
+type macKey struct {
+	pool sync.Pool
+}
+
+func newMacKey(newHash func() hash.Hash, key []byte) *macKey {
+	k := &macKey{}
+	k.pool.New = func() any { return hmac.New(newHash, key) }
+	return k
+}
+
+// sum appends to dst the HMAC of the concatenated parts, written one by one
+// so that content such as "<ts>.<body>" never costs a copy of the body.
+func (k *macKey) sum(dst []byte, parts ...[]byte) []byte {
+	m := k.pool.Get().(hash.Hash)
+	m.Reset()
 	for _, p := range parts {
 		m.Write(p)
 	}
-	return m.Sum(nil)
+	dst = m.Sum(dst)
+	k.pool.Put(m)
+	return dst
 }

@@ -498,8 +498,13 @@ func asTime(r gjson.Result) (time.Time, bool) {
 	case gjson.Number:
 		return unixTime(r.Num), true
 	case gjson.String:
-		if f, err := strconv.ParseFloat(r.Str, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			return unixTime(f), true
+		// Both text layouts have a colon and numbers never do: deciding
+		// first saves a failing parse, and its error allocation, per value.
+		if !strings.Contains(r.Str, ":") {
+			if f, err := strconv.ParseFloat(r.Str, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+				return unixTime(f), true
+			}
+			return time.Time{}, false
 		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05 MST"} {
 			if t, err := time.Parse(layout, r.Str); err == nil {
