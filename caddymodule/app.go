@@ -42,6 +42,8 @@ type App struct {
 	// (status, priority, assignee...) from which conversation.updated
 	// reports what changed; default 10000 conversations for 24h each.
 	ConversationState *ConversationState `json:"conversation_state,omitempty"`
+	// Breaker tunes the circuit breaker kept per webhook.
+	Breaker *Breaker `json:"breaker,omitempty"`
 
 	rt     *pipeline
 	key    string
@@ -69,6 +71,30 @@ func (s *ConversationState) withDefaults() ConversationState {
 		}
 	}
 	return out
+}
+
+// Breaker tunes the circuit breaker of every webhook: when FailureRatio of
+// at least MinRequests attempts within Window fail, the webhook's events
+// wait (they are not attempted, not counted as attempts, not dropped) for
+// Cooldown, then one probe is let through; every failed probe doubles the
+// wait, up to MaxCooldown. Zero fields take the defaults: 30s window, 10
+// requests, 0.7, 30s cooldown, 10m maximum.
+type Breaker struct {
+	Window       caddy.Duration `json:"window,omitempty"`
+	MinRequests  int            `json:"min_requests,omitempty"`
+	FailureRatio float64        `json:"failure_ratio,omitempty"`
+	Cooldown     caddy.Duration `json:"cooldown,omitempty"`
+	MaxCooldown  caddy.Duration `json:"max_cooldown,omitempty"`
+}
+
+func (b *Breaker) config() delivery.BreakerConfig {
+	if b == nil {
+		return delivery.BreakerConfig{}
+	}
+	return delivery.BreakerConfig{
+		Window: time.Duration(b.Window), MinRequests: b.MinRequests, FailureRatio: b.FailureRatio,
+		Cooldown: time.Duration(b.Cooldown), MaxCooldown: time.Duration(b.MaxCooldown),
+	}
 }
 
 // Outbox selects the event store.
@@ -115,19 +141,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Workers <= 0 {
 		a.Workers = runtime.GOMAXPROCS(0)
 	}
+	if b := a.Breaker; b != nil && (b.FailureRatio < 0 || b.FailureRatio > 1) {
+		return fmt.Errorf("chat_webhooks: breaker failure_ratio %g: write a share between 0 and 1, such as 0.7", b.FailureRatio)
+	}
+	opts := delivery.Options{
+		Logger:         ctx.Slogger(),
+		Observer:       deliveryObserver{},
+		MaxQueued:      a.MaxQueued,
+		MaxQueuedBytes: a.MaxQueuedBytes,
+		MaxDeadLetters: a.MaxDeadLetters,
+		Breaker:        a.Breaker.config(),
+	}
 	a.key = "pipeline:" + ob.Kind + ":" + ob.Path
-	val, _, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+	val, loaded, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
 		store, err := openStore(ob)
 		if err != nil {
 			return nil, err
 		}
-		engine, err := delivery.New(store, delivery.Options{
-			Logger:         ctx.Slogger(),
-			Observer:       deliveryObserver{},
-			MaxQueued:      a.MaxQueued,
-			MaxQueuedBytes: a.MaxQueuedBytes,
-			MaxDeadLetters: a.MaxDeadLetters,
-		})
+		engine, err := delivery.New(store, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -137,6 +168,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("chat_webhooks: outbox %s %s: %v", ob.Kind, ob.Path, err)
 	}
 	a.rt = val.(*pipeline)
+	if loaded {
+		// A reload keeps the running pipeline, so that nothing queued is
+		// lost; the limits and the breaker apply at once, the pipeline's
+		// own sizes only when it starts again.
+		a.rt.engine.Tune(opts)
+		if cap(a.rt.queue) != a.QueueSize || len(a.rt.shards) != a.Workers {
+			a.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
+				zap.Int("queue_size", cap(a.rt.queue)), zap.Int("workers", len(a.rt.shards)))
+		}
+	}
 	a.rt.useState(a.ConversationState)
 	registerMetrics(ctx.GetMetricsRegistry())
 	return nil

@@ -581,6 +581,12 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("conversation_state <entries> <ttl>, or conversation_state off")
 			}
 			app.ConversationState = cs
+		case "breaker":
+			b, err := parseBreaker(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Breaker = b
 		case "max_queued_bytes":
 			var s string
 			if !d.AllArgs(&s) {
@@ -596,6 +602,51 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "chat_webhooks", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseBreaker reads the breaker block of the global option.
+func parseBreaker(d *caddyfile.Dispenser) (*Breaker, error) {
+	if d.NextArg() {
+		return nil, d.Errf("breaker takes a block: breaker { cooldown 5s }")
+	}
+	b := &Breaker{}
+	for d.NextBlock(1) {
+		opt := d.Val()
+		var v string
+		if !d.AllArgs(&v) {
+			return nil, d.Errf("breaker %s takes one value", opt)
+		}
+		switch opt {
+		case "window", "cooldown", "max_cooldown":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("breaker %s %q: write a duration such as 30s", opt, v)
+			}
+			switch opt {
+			case "window":
+				b.Window = caddy.Duration(dur)
+			case "cooldown":
+				b.Cooldown = caddy.Duration(dur)
+			default:
+				b.MaxCooldown = caddy.Duration(dur)
+			}
+		case "min_requests":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, d.Errf("breaker min_requests %q: write a positive number", v)
+			}
+			b.MinRequests = n
+		case "failure_ratio":
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f <= 0 || f > 1 {
+				return nil, d.Errf("breaker failure_ratio %q: write a share between 0 and 1, such as 0.7", v)
+			}
+			b.FailureRatio = f
+		default:
+			return nil, d.Errf("unknown breaker option %q; known: window, min_requests, failure_ratio, cooldown, max_cooldown", opt)
+		}
+	}
+	return b, nil
 }
 
 // parseHeader reads "header <name> <value>" into h.

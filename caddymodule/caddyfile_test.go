@@ -113,22 +113,29 @@ func jsonEqual(a, b []byte) bool {
 func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 	tests := []struct {
 		name, config, want string
+		global             string // the global option's body, if any
 	}{
-		{"unknown source", "source opneai", `unknown source "opneai"; built-in sources: `},
-		{"unknown option", "colour blue", `unknown chat_webhooks option "colour"`},
-		{"bad max_capture", "max_capture lots", `max_capture "lots": write a size such as 1MiB`},
-		{"rule without event", "rule r {\n\t\tfield message.content request.body.text\n\t}", "emits no event"},
-		{"rule with bad field", "rule r {\n\t\tfield mesage.content request.body.text\n\t\tevent message.received\n\t}", `unknown event field "mesage.content"`},
-		{"webhook without url", "webhook {\n\t}", "webhook needs a URL"},
-		{"bad ordering", "webhook http://127.0.0.1:1/h {\n\t\tordering random\n\t}", `ordering "random": write conversation or none`},
-		{"bad retry", "webhook http://127.0.0.1:1/h {\n\t\tretry soon\n\t}", `retry "soon"`},
-		{"unknown schema event", "webhook http://127.0.0.1:1/h {\n\t\tschema chatvolt\n\t\tevents AGENT_DANCED\n\t}", `"AGENT_DANCED" is neither a canonical event type nor an event of schema "chatvolt"`},
-		{"bad header name", "webhook http://127.0.0.1:1/h {\n\t\theader \"X Bad:\" v\n\t}", `header name "X Bad:" is not a valid HTTP header name`},
-		{"bad expect_body", "webhook http://127.0.0.1:1/h {\n\t\texpect_body accepted\n\t}", "expect_body must be a JSON object"},
+		{"unknown source", "source opneai", `unknown source "opneai"; built-in sources: `, ""},
+		{"unknown option", "colour blue", `unknown chat_webhooks option "colour"`, ""},
+		{"bad max_capture", "max_capture lots", `max_capture "lots": write a size such as 1MiB`, ""},
+		{"rule without event", "rule r {\n\t\tfield message.content request.body.text\n\t}", "emits no event", ""},
+		{"rule with bad field", "rule r {\n\t\tfield mesage.content request.body.text\n\t\tevent message.received\n\t}", `unknown event field "mesage.content"`, ""},
+		{"webhook without url", "webhook {\n\t}", "webhook needs a URL", ""},
+		{"bad ordering", "webhook http://127.0.0.1:1/h {\n\t\tordering random\n\t}", `ordering "random": write conversation or none`, ""},
+		{"bad retry", "webhook http://127.0.0.1:1/h {\n\t\tretry soon\n\t}", `retry "soon"`, ""},
+		{"unknown schema event", "webhook http://127.0.0.1:1/h {\n\t\tschema chatvolt\n\t\tevents AGENT_DANCED\n\t}", `"AGENT_DANCED" is neither a canonical event type nor an event of schema "chatvolt"`, ""},
+		{"bad header name", "webhook http://127.0.0.1:1/h {\n\t\theader \"X Bad:\" v\n\t}", `header name "X Bad:" is not a valid HTTP header name`, ""},
+		{"bad expect_body", "webhook http://127.0.0.1:1/h {\n\t\texpect_body accepted\n\t}", "expect_body must be a JSON object", ""},
+		{"unknown global option", "source openai", `unknown chat_webhooks global option "outbx"`, "outbx memory"},
+		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
+		{"bad breaker ratio", "source openai", `breaker failure_ratio "70%": write a share between 0 and 1`, "breaker {\n\t\t\tfailure_ratio 70%\n\t\t}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := ":8080 {\n\tchat_webhooks {\n\t" + tc.config + "\n\t}\n\treverse_proxy 127.0.0.1:9\n}\n"
+			if tc.global != "" {
+				src = "{\n\tchat_webhooks {\n\t\t" + tc.global + "\n\t}\n}\n" + src
+			}
 			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v\nwant it to contain %q", err, tc.want)

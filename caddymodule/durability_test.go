@@ -551,6 +551,38 @@ func TestConfigReloadDuringTrafficLosesNothing(t *testing.T) {
 	t.Logf("%d requests answered across 4 reloads (%d reset by Caddy's reload), %d events delivered, agent names %v", total, len(failed), len(got), keys(agents))
 }
 
+// TestReloadAppliesNewOutboxLimits lowers max_queued on a running Caddy:
+// the pipeline is kept across the reload, so the engine must take the new
+// limit at once rather than at the next restart.
+func TestReloadAppliesNewOutboxLimits(t *testing.T) {
+	backend := newTurnBackend(t)
+	sink := newHookSink(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+	name := unique("limits")
+	config := func(limit string) string {
+		cfg := chatConfig("", fmt.Sprintf(`source openai
+		webhook %s/hook {
+			name %s
+			schema chatvolt
+			retry 1h
+		}`, sink.URL(), name), backend.Listener.Addr().String())
+		return strings.Replace(cfg, "outbox memory", "outbox memory\n\t\t"+limit, 1)
+	}
+	startChatCaddy(t, config("max_queued 100"))
+	mustTurn(t, withModulePort, "limits", "turn 1")
+	mustTurn(t, withModulePort, "limits", "turn 2")
+	waitUntil(t, 5*time.Second, "two events queued", func() bool { return outboxStats(t, testAdmin).Queued == 2 })
+
+	if err := reloadCaddy(config("max_queued 2")); err != nil {
+		t.Fatal(err)
+	}
+	mustTurn(t, withModulePort, "limits", "turn 3")
+	dropped := metrics.dropped.WithLabelValues(name, "chatvolt", delivery.ReasonQueueFull)
+	waitUntil(t, 5*time.Second, "the third event refused as queue_full", func() bool { return counterValue(dropped) == 1 })
+	if q := outboxStats(t, testAdmin).Queued; q != 2 {
+		t.Errorf("queued %d after the reload, want the 2 already queued kept", q)
+	}
+}
+
 // Two turns of one conversation, sent one after the other, must reach the
 // receiver in that order even when the first takes longer to process (here:
 // its user_info lookup is slow) than the second.

@@ -65,6 +65,16 @@ func newBreaker(cfg BreakerConfig) *breaker {
 	return &breaker{cfg: cfg, state: BreakerClosed}
 }
 
+// retune applies new settings from the next opening on; a breaker open now
+// keeps its wait, shortened to the new MaxCooldown if that is less.
+func (b *breaker) retune(cfg BreakerConfig) {
+	b.cfg = cfg
+	if b.cooldown > cfg.MaxCooldown {
+		b.openUntil = b.openUntil.Add(cfg.MaxCooldown - b.cooldown)
+		b.cooldown = cfg.MaxCooldown
+	}
+}
+
 // allow reports whether an attempt may start now. When it may not, until is
 // when to ask again; zero means a probe is in flight and its outcome will
 // decide.

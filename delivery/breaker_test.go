@@ -76,3 +76,36 @@ func TestBreakerStaysClosed(t *testing.T) {
 		t.Errorf("failures from an old window opened the breaker")
 	}
 }
+
+func TestBreakerRetuneShortensAnOpenWaitToTheNewMaximum(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		cfg       BreakerConfig
+		wantUntil time.Duration // after t0, where it opened
+		wantNext  time.Duration // the wait after a failed probe
+	}{
+		{"longer maximum keeps the wait", BreakerConfig{Cooldown: 5 * time.Second, MaxCooldown: time.Hour}, 30 * time.Second, 60 * time.Second},
+		{"shorter maximum cuts the wait", BreakerConfig{Cooldown: 5 * time.Second, MaxCooldown: 10 * time.Second}, 10 * time.Second, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBreaker(BreakerConfig{}.withDefaults())
+			for range 10 {
+				b.record(t0, false)
+			}
+			b.retune(tt.cfg.withDefaults())
+			if ok, until := b.allow(t0); ok || !until.Equal(t0.Add(tt.wantUntil)) {
+				t.Fatalf("allow = %v until %s, want open until +%s", ok, until.Sub(t0), tt.wantUntil)
+			}
+			probe := t0.Add(tt.wantUntil)
+			if ok, _ := b.allow(probe); !ok {
+				t.Fatal("no probe at the end of the wait")
+			}
+			b.record(probe, false)
+			if _, until := b.allow(probe); !until.Equal(probe.Add(tt.wantNext)) {
+				t.Errorf("after a failed probe open until +%s, want +%s", until.Sub(probe), tt.wantNext)
+			}
+		})
+	}
+}

@@ -217,7 +217,10 @@ func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.
 	}
 	if v.dead != "" {
 		rec.DeadAt, rec.Reason = now, v.dead
-		v.trimmed, v.storeErr = e.store.Bury(rec, e.opts.MaxDeadLetters)
+		e.mu.Lock() // Tune may change the limit
+		keep := e.opts.MaxDeadLetters
+		e.mu.Unlock()
+		v.trimmed, v.storeErr = e.store.Bury(rec, keep)
 	} else {
 		rec.Next = now.Add(delay)
 		v.storeErr = e.store.Save(rec)

@@ -190,6 +190,22 @@ func (e *Engine) SetEndpoint(ep Endpoint) error {
 	return nil
 }
 
+// Tune applies o's Workers, MaxQueued, MaxQueuedBytes, MaxDeadLetters and
+// Breaker to the running engine, as a configuration reload does; zero
+// fields take the defaults, and Clock, Observer and Logger stay as New set
+// them. Messages already queued are kept even above a lowered cap.
+func (e *Engine) Tune(o Options) {
+	o = o.withDefaults()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opts.Workers, e.opts.MaxQueued, e.opts.MaxQueuedBytes = o.Workers, o.MaxQueued, o.MaxQueuedBytes
+	e.opts.MaxDeadLetters, e.opts.Breaker = o.MaxDeadLetters, o.Breaker
+	for _, st := range e.endpoints {
+		st.breaker.retune(o.Breaker)
+	}
+	e.poke()
+}
+
 // RemoveEndpoint forgets an endpoint's settings. Its pending messages stay
 // stored and wait until an endpoint of that name is set again.
 func (e *Engine) RemoveEndpoint(name string) {

@@ -56,14 +56,22 @@ func TestEnqueueRefusesWhenFull(t *testing.T) {
 	tests := []struct {
 		name string
 		opts Options
+		tune bool // set opts on a running engine instead of at New
 	}{
-		{"message count", Options{MaxQueued: 3}},
-		{"bytes", Options{MaxQueuedBytes: int64(3 * len(msg("A", 1).Body))}},
+		{"message count", Options{MaxQueued: 3}, false},
+		{"bytes", Options{MaxQueuedBytes: int64(3 * len(msg("A", 1).Body))}, false},
+		{"message count lowered by Tune", Options{MaxQueued: 3}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rx := newReceiver(t, answers(response{status: 503}))
-			h := newHarness(t, NewMemoryStore(), tt.opts)
+			var h *harness
+			if tt.tune {
+				h = newHarness(t, NewMemoryStore(), Options{})
+				h.eng.Tune(tt.opts)
+			} else {
+				h = newHarness(t, NewMemoryStore(), tt.opts)
+			}
 			h.set(endpoint(rx.URL))
 			h.enqueue(msg("A", 1), msg("A", 2))
 			err := h.eng.Enqueue(t.Context(), msg("A", 3), msg("A", 4))
