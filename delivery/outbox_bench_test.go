@@ -50,21 +50,28 @@ func BenchmarkEnqueue(b *testing.B) {
 		if err := eng.SetEndpoint(Endpoint{Name: "rx", URL: rx.URL, Ordered: true}); err != nil {
 			b.Fatal(err)
 		}
-		var n atomic.Int64
-		b.SetParallelism(16) // many handlers at once, so group commits can form
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				i := n.Add(1)
-				m := Message{ID: "m" + strconv.FormatInt(i, 10), Endpoint: "rx", Lane: strconv.FormatInt(i%64, 10), Body: benchBody}
-				if err := eng.Enqueue(b.Context(), m); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+		enqueueParallel(b, eng, 16, 64) // many handlers at once, so group commits can form
 	})
+}
+
+// enqueueParallel enqueues b.N messages to endpoint rx from parallelism
+// goroutines per CPU, spread over lanes lanes, and returns how many.
+func enqueueParallel(b *testing.B, eng *Engine, parallelism, lanes int) int64 {
+	var n atomic.Int64
+	b.SetParallelism(parallelism)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			m := Message{ID: "m" + strconv.FormatInt(i, 10), Endpoint: "rx", Lane: strconv.FormatInt(i%int64(lanes), 10), Body: benchBody}
+			if err := eng.Enqueue(context.Background(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	return n.Load()
 }
 
 // BenchmarkEnqueueOne measures one caller storing the messages of one
@@ -114,21 +121,8 @@ func BenchmarkDeliver(b *testing.B) {
 		if err := eng.SetEndpoint(Endpoint{Name: "rx", URL: rx.URL, Ordered: true}); err != nil {
 			b.Fatal(err)
 		}
-		var n atomic.Int64
-		b.SetParallelism(8)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				i := n.Add(1)
-				m := Message{ID: "m" + strconv.FormatInt(i, 10), Endpoint: "rx", Lane: strconv.FormatInt(i%1000, 10), Body: benchBody}
-				if err := eng.Enqueue(context.Background(), m); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		for obs.delivered.Load() < n.Load() {
+		n := enqueueParallel(b, eng, 8, 1000)
+		for obs.delivered.Load() < n {
 			time.Sleep(time.Millisecond)
 		}
 	})
