@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -63,7 +64,7 @@ func NewDeriver(cfg DeriverConfig) (*Deriver, error) {
 	for _, name := range cfg.Presets {
 		p, ok := presets[name]
 		if !ok {
-			return nil, fmt.Errorf("unknown source %q; built-in sources: %s", name, presetNames())
+			return nil, fmt.Errorf("unknown source %q; built-in sources: %s", name, strings.Join(PresetNames(), ", "))
 		}
 		rules = append(rules, p.Rules...)
 	}
@@ -266,7 +267,7 @@ func (d *Deriver) build(v *view, fields []compiledField) builtData {
 // one of whose sources has a value; the values are appended to vals.
 func resolveFields(v *view, entries []docEntry, vals []byte, fields []compiledField) ([]docEntry, []byte) {
 	for _, f := range fields {
-		if (builtData{entries: entries}).has(f.to) {
+		if _, ok := findEntry(entries, f.to); ok {
 			continue
 		}
 		for i := range f.from {

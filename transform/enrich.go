@@ -88,10 +88,10 @@ type Enricher struct {
 	inflight map[string]*lookup
 }
 
-// urlPart is literal URL text, or a placeholder escaped for its place.
+// urlPart is literal URL text, or a placeholder escaped for its place: in
+// the query when query is set, else in the path.
 type urlPart struct {
-	text  string
-	expr  *expression
+	strPart
 	query bool
 }
 
@@ -184,30 +184,15 @@ func parseLookupURL(raw string) ([]urlPart, error) {
 	if strings.Contains(raw[:authority], "{") {
 		return fail("placeholders may stand only in the path and query, after the host")
 	}
-	var parts []urlPart
+	split, err := splitPlaceholders(raw)
+	if err != nil {
+		return fail("%v", err)
+	}
+	parts := make([]urlPart, len(split))
 	inQuery := false
-	for s := raw; s != ""; {
-		open := strings.IndexByte(s, '{')
-		if open < 0 {
-			open = len(s)
-		}
-		if open > 0 {
-			parts = append(parts, urlPart{text: s[:open]})
-			inQuery = inQuery || strings.Contains(s[:open], "?")
-		}
-		if open == len(s) {
-			break
-		}
-		end := closingBrace(s[open:])
-		if end < 0 {
-			return fail("unclosed placeholder")
-		}
-		e, err := parseExpression(s[open+1 : open+end])
-		if err != nil {
-			return fail("%v", err)
-		}
-		parts = append(parts, urlPart{expr: e, query: inQuery})
-		s = s[open+end+1:]
+	for i, p := range split {
+		parts[i] = urlPart{strPart: p, query: inQuery}
+		inQuery = inQuery || strings.Contains(p.text, "?")
 	}
 	return parts, nil
 }
@@ -363,7 +348,8 @@ func (e *Enricher) read(user gjson.Result) *userInfo {
 		for _, from := range f.from {
 			var texts []string
 			for _, k := range strings.Split(from, "+") {
-				mapped[strings.SplitN(k, ".", 2)[0]] = true
+				top, _, _ := strings.Cut(k, ".")
+				mapped[top] = true
 				if r := user.Get(k); hasValue(r) {
 					texts = append(texts, r.String())
 				}

@@ -1,11 +1,12 @@
 package transform
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
-	"path"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -22,64 +23,52 @@ var presetFiles embed.FS
 
 // presets holds every built-in source by name; adding a platform means adding
 // a file under presets/.
-var presets = loadPresets()
+var presets = loadBuiltins(presetFiles, "presets", func(p Preset) string { return p.Name }, func(p Preset) error {
+	for _, r := range p.Rules {
+		if _, err := compileRule(r); err != nil {
+			return err
+		}
+	}
+	return nil
+})
 
-func loadPresets() map[string]Preset {
-	out := map[string]Preset{}
-	for _, f := range mustReadDir(presetFiles, "presets") {
-		var p Preset
-		mustDecode(presetFiles, "presets/"+f, &p)
-		if _, dup := out[p.Name]; dup || p.Name != strings.TrimSuffix(f, ".json") {
-			panic(fmt.Sprintf("presets/%s: name %q must be unique and match the file name", f, p.Name))
+// PresetNames lists the built-in sources, sorted.
+func PresetNames() []string { return slices.Sorted(maps.Keys(presets)) }
+
+// loadBuiltins decodes every dir/*.json file of fsys, strictly, and returns
+// them by name, which must be the file's. check vets each one. A broken
+// built-in file is a programming error caught by every test run, hence the
+// panic.
+func loadBuiltins[T any](fsys embed.FS, dir string, name func(T) string, check func(T) error) map[string]T {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		panic(err)
+	}
+	out := map[string]T{}
+	for _, e := range entries {
+		base, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
 		}
-		for _, r := range p.Rules {
-			if _, err := compileRule(r); err != nil {
-				panic(fmt.Sprintf("presets/%s: %v", f, err))
-			}
+		file := dir + "/" + e.Name()
+		b, err := fsys.ReadFile(file)
+		if err != nil {
+			panic(err)
 		}
-		out[p.Name] = p
+		var v T
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			panic(fmt.Sprintf("%s: %v", file, err))
+		}
+		n := name(v)
+		if _, dup := out[n]; dup || n != base {
+			panic(fmt.Sprintf("%s: name %q must be unique and match the file name", file, n))
+		}
+		if err := check(v); err != nil {
+			panic(fmt.Sprintf("%s: %v", file, err))
+		}
+		out[n] = v
 	}
 	return out
-}
-
-func presetNames() string { return sortedKeys(presets) }
-
-// PresetNames lists the built-in sources.
-func PresetNames() []string { return strings.Split(presetNames(), ", ") }
-
-func sortedKeys[V any](m map[string]V) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ", ")
-}
-
-// mustReadDir and mustDecode read embedded data; a broken built-in file is a
-// programming error caught by every test run, hence the panic.
-func mustReadDir(fs embed.FS, dir string) []string {
-	entries, err := fs.ReadDir(dir)
-	if err != nil {
-		panic(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if path.Ext(e.Name()) == ".json" {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
-func mustDecode(fs embed.FS, name string, into any) {
-	b, err := fs.ReadFile(name)
-	if err != nil {
-		panic(err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
-		panic(fmt.Sprintf("%s: %v", name, err))
-	}
 }

@@ -37,8 +37,8 @@ type Match struct {
 	Methods []string `json:"methods,omitempty"`
 	// Paths are patterns: segments match literally, "{name}" captures one
 	// segment (readable as request.path.name), "*" matches one segment, a
-	// leading "*/" any number of leading segments and a trailing "/*" any
-	// number of trailing ones.
+	// leading "*/" any number of leading segments and a trailing "/*" one
+	// or more trailing ones.
 	Paths []string `json:"paths,omitempty"`
 	// Status are codes ("200") or classes ("2xx"); "0" matches an exchange
 	// that got no response (upstream down).
@@ -79,11 +79,10 @@ type Emit struct {
 }
 
 type compiledRule struct {
-	name      string
 	methods   []string
 	paths     []pathPattern
-	status    []string
-	ctypes    []string
+	status    []int    // codes, and classes 1 to 5 for "1xx" to "5xx"
+	ctypes    []string // lower-cased
 	when      []compiledCond
 	stream    streamDecoder
 	each      *source
@@ -112,12 +111,15 @@ type compiledField struct {
 }
 
 func compileRule(r Rule) (*compiledRule, error) {
-	c := &compiledRule{name: r.Name, ctypes: r.Match.ContentTypes}
+	c := &compiledRule{}
 	fail := func(format string, args ...any) (*compiledRule, error) {
 		return nil, fmt.Errorf("rule %q: "+format, append([]any{r.Name}, args...)...)
 	}
 	for _, m := range r.Match.Methods {
 		c.methods = append(c.methods, strings.ToUpper(m))
+	}
+	for _, t := range r.Match.ContentTypes {
+		c.ctypes = append(c.ctypes, strings.ToLower(t))
 	}
 	for _, p := range r.Match.Paths {
 		if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "*/") {
@@ -137,10 +139,11 @@ func compileRule(r Rule) (*compiledRule, error) {
 		c.paths = append(c.paths, pp)
 	}
 	for _, s := range r.Match.Status {
-		if !validStatus(s) {
+		st, ok := parseStatus(s)
+		if !ok {
 			return fail("status %q: write a code such as 200, a class such as 2xx, or 0 for no response", s)
 		}
-		c.status = append(c.status, strings.ToLower(s))
+		c.status = append(c.status, st)
 	}
 	if len(r.Each) > 0 {
 		each, err := parseSource(r.Each[0])
@@ -250,21 +253,16 @@ func parseItemSource(s string, items int) (source, error) {
 	return src, nil
 }
 
-func isEventType(t string) bool {
-	for _, k := range EventTypes {
-		if k == t {
-			return true
-		}
-	}
-	return false
-}
+func isEventType(t string) bool { return contains(EventTypes, t) }
 
-func validStatus(s string) bool {
+// parseStatus reads a Match.Status entry: a code (0, or 100 to 599) as
+// itself, a class ("2xx") as its digit, which no code can be.
+func parseStatus(s string) (int, bool) {
 	if len(s) == 3 && s[0] >= '1' && s[0] <= '5' && strings.EqualFold(s[1:], "xx") {
-		return true
+		return int(s[0] - '0'), true
 	}
 	n, err := strconv.Atoi(s)
-	return err == nil && (n == 0 || (n >= 100 && n <= 599))
+	return n, err == nil && (n == 0 || (n >= 100 && n <= 599))
 }
 
 // matches reports whether the exchange is for this rule, and captures named
@@ -387,18 +385,18 @@ func (p pathPattern) matchAt(segs []string, v *view) bool {
 }
 
 func (c *compiledRule) matchStatus(code int) bool {
-	s := strconv.Itoa(code)
 	for _, want := range c.status {
-		if want == s || (len(want) == 3 && want[1:] == "xx" && code/100 == int(want[0]-'0')) {
+		if want == code || (want < 10 && code >= 100 && code/100 == want) {
 			return true
 		}
 	}
 	return false
 }
 
+// matchMediaType matches a lower-cased media type against lower-cased
+// patterns.
 func matchMediaType(patterns []string, mt string) bool {
 	for _, p := range patterns {
-		p = strings.ToLower(p)
 		if p == mt || (strings.HasSuffix(p, "/*") && strings.HasPrefix(mt, p[:len(p)-1])) {
 			return true
 		}

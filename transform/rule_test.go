@@ -219,3 +219,30 @@ func TestBrotliBombIsBounded(t *testing.T) {
 		t.Errorf("got %v, problems %v", eventData(out), out.Problems)
 	}
 }
+
+func TestStatusMatchesCodesAndClasses(t *testing.T) {
+	for _, tc := range []struct {
+		want []string
+		code int
+		ok   bool
+	}{
+		{[]string{"200"}, 200, true},
+		{[]string{"200"}, 201, false},
+		{[]string{"2xx"}, 204, true},
+		{[]string{"2XX"}, 299, true},
+		{[]string{"2xx"}, 302, false},
+		{[]string{"2xx"}, 0, false},
+		{[]string{"0"}, 0, true},
+		{[]string{"0"}, 200, false},
+		{[]string{"4xx", "503"}, 503, true},
+		{[]string{"4xx", "503"}, 500, false},
+	} {
+		c, err := compileRule(Rule{Name: "r", Match: Match{Status: tc.want}, Emit: []Emit{{Event: MessageReceived}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.matchStatus(tc.code); got != tc.ok {
+			t.Errorf("status %v, code %d: match %t, want %t", tc.want, tc.code, got, tc.ok)
+		}
+	}
+}

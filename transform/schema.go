@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -54,32 +53,10 @@ var schemaFiles embed.FS
 
 // schemas holds the built-in schemas by name; adding a platform means adding
 // a file under schemas/.
-var schemas = loadSchemas()
+var schemas = loadBuiltins(schemaFiles, "schemas", func(s Schema) string { return s.Name }, CheckSchema)
 
-func loadSchemas() map[string]Schema {
-	out := map[string]Schema{}
-	for _, f := range mustReadDir(schemaFiles, "schemas") {
-		var s Schema
-		mustDecode(schemaFiles, "schemas/"+f, &s)
-		if _, dup := out[s.Name]; dup || s.Name != strings.TrimSuffix(f, ".json") {
-			panic(fmt.Sprintf("schemas/%s: name %q must be unique and match the file name", f, s.Name))
-		}
-		if _, err := compileSchema(s, nil); err != nil {
-			panic(fmt.Sprintf("schemas/%s: %v", f, err))
-		}
-		out[s.Name] = s
-	}
-	return out
-}
-
-// SchemaNames lists the built-in schemas.
-func SchemaNames() []string { return strings.Split(sortedKeys(schemas), ", ") }
-
-// BuiltinSchema returns a built-in schema by name.
-func BuiltinSchema(name string) (Schema, bool) {
-	s, ok := schemas[name]
-	return s, ok
-}
+// SchemaNames lists the built-in schemas, sorted.
+func SchemaNames() []string { return slices.Sorted(maps.Keys(schemas)) }
 
 // CheckSchema compiles s and reports what is wrong with it, so that a
 // custom schema fails at provision rather than at the first event.
@@ -243,7 +220,7 @@ func (c *compiledSchema) platformNames() []string {
 			}
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names
 }
 

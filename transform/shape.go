@@ -42,7 +42,7 @@ func NewShaper(cfg ShaperConfig) (*Shaper, error) {
 		}
 	}
 	if !ok {
-		return nil, fmt.Errorf("unknown schema %q; built-in schemas: %s", cfg.Schema, sortedKeys(schemas))
+		return nil, fmt.Errorf("unknown schema %q; built-in schemas: %s", cfg.Schema, strings.Join(SchemaNames(), ", "))
 	}
 	var extra *node
 	if len(cfg.Body) > 0 {

@@ -108,7 +108,7 @@ func parseSource(s string) (source, error) {
 			return source{kind: p.kind, arg: s[len(p.prefix):]}, nil
 		}
 	}
-	return source{}, fmt.Errorf("unknown value source %q: write request.body.<path>, response.body.<path>, request.header.<Name>, response.header.<Name>, request.query.<name>, request.path.<name>, request.method, request.path, response.status, item.<path>, parent.<path>, hash:<source>, text:<source>, true, false, or =<constant text>", s)
+	return source{}, fmt.Errorf("unknown value source %q: write request.body.<path>, response.body.<path>, request.header.<Name>, response.header.<Name>, request.query.<name>, request.path.<name>, request.method, request.path, request.host, response.status, item.<path>, parent.<path>, hash:<source>, text:<source>, true, false, or =<constant text>", s)
 }
 
 // appendValue appends the source's value as JSON to dst. ok is false when the
@@ -182,7 +182,7 @@ func (s *source) lookup(v *view) (gjson.Result, bool) {
 		}
 		r = gjson.ParseBytes(raw)
 	}
-	return r, r.Exists() && r.Type != gjson.Null && (r.Type != gjson.String || r.Str != "")
+	return r, hasValue(r)
 }
 
 // getPath reads a body in place: the result's strings point into doc

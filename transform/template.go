@@ -2,6 +2,7 @@ package transform
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -201,31 +202,44 @@ func (n *node) finish() *node {
 }
 
 func compileString(s string) (*node, error) {
-	n := &node{kind: nodeString, dynamic: true}
+	parts, err := splitPlaceholders(s)
+	if errors.Is(err, errUnclosed) {
+		return nil, fmt.Errorf("unclosed placeholder in %q", s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 1 && parts[0].expr != nil {
+		return &node{kind: nodeValue, dynamic: true, expr: parts[0].expr}, nil
+	}
+	return &node{kind: nodeString, dynamic: true, parts: parts}, nil
+}
+
+var errUnclosed = errors.New("unclosed placeholder")
+
+// splitPlaceholders splits s into literal text and parsed {placeholders}.
+func splitPlaceholders(s string) ([]strPart, error) {
+	var parts []strPart
 	for s != "" {
 		open := strings.IndexByte(s, '{')
 		if open < 0 {
-			n.parts = append(n.parts, strPart{text: s})
-			break
+			return append(parts, strPart{text: s}), nil
+		}
+		if open > 0 {
+			parts = append(parts, strPart{text: s[:open]})
 		}
 		end := closingBrace(s[open:])
 		if end < 0 {
-			return nil, fmt.Errorf("unclosed placeholder in %q", s)
-		}
-		if open > 0 {
-			n.parts = append(n.parts, strPart{text: s[:open]})
+			return nil, errUnclosed
 		}
 		e, err := parseExpression(s[open+1 : open+end])
 		if err != nil {
 			return nil, err
 		}
-		n.parts = append(n.parts, strPart{expr: e})
+		parts = append(parts, strPart{expr: e})
 		s = s[open+end+1:]
 	}
-	if len(n.parts) == 1 && n.parts[0].expr != nil {
-		return &node{kind: nodeValue, dynamic: true, expr: n.parts[0].expr}, nil
-	}
-	return n, nil
+	return parts, nil
 }
 
 // closingBrace returns the index of the brace that closes s[0], counting

@@ -20,7 +20,7 @@ const benchStream = "data: {\"id\":\"chatcmpl-43\",\"object\":\"chat.completion.
 	"data: {\"id\":\"chatcmpl-43\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-test\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tomorrow.\"},\"finish_reason\":\"stop\"}]}\n\n" +
 	"data: [DONE]\n\n"
 
-// BenchExchange returns the typical exchange of the benchmarks, answered
+// benchExchange returns the typical exchange of the benchmarks, answered
 // as JSON or streamed.
 func benchExchange(stream bool) *Exchange {
 	ex := &Exchange{

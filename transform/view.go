@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"net/http"
 	"net/url"
 
 	"github.com/tidwall/gjson"
@@ -75,7 +76,7 @@ func (v *view) responseBody() []byte {
 }
 
 // jsonBody decodes a captured body into a JSON document, or nil.
-func (v *view) jsonBody(body []byte, h map[string][]string, stream streamDecoder) []byte {
+func (v *view) jsonBody(body []byte, h http.Header, stream streamDecoder) []byte {
 	if len(body) == 0 {
 		return nil
 	}
