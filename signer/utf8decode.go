@@ -12,29 +12,13 @@ func decodeRune(b []byte) (rune, int) {
 	if r != utf8.RuneError || size > 1 {
 		return r, size
 	}
-	// The ranges allowed for the second byte after each lead byte exclude
-	// overlong forms, surrogates and code points above U+10FFFF.
-	need, lo, hi := 0, byte(0x80), byte(0xBF)
-	switch c := b[0]; {
-	case 0xC2 <= c && c <= 0xDF:
-		need = 1
-	case c == 0xE0:
-		need, lo = 2, 0xA0
-	case c == 0xED:
-		need, hi = 2, 0x9F
-	case 0xE1 <= c && c <= 0xEF:
-		need = 2
-	case c == 0xF0:
-		need, lo = 3, 0x90
-	case c == 0xF4:
-		need, hi = 3, 0x8F
-	case 0xF1 <= c && c <= 0xF3:
-		need = 3
-	}
+	// The maximal subpart is the longest prefix that a valid sequence could
+	// still begin with: the one FullRune calls incomplete. Its table of
+	// allowed second bytes excludes overlong forms, surrogates and code
+	// points above U+10FFFF, as WHATWG's does.
 	n := 1
-	for n <= need && n < len(b) && lo <= b[n] && b[n] <= hi {
+	for n < len(b) && !utf8.FullRune(b[:n+1]) {
 		n++
-		lo, hi = 0x80, 0xBF
 	}
 	return utf8.RuneError, n
 }
