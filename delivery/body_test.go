@@ -34,7 +34,7 @@ func TestStoreBody(t *testing.T) {
 			if got, err := s.Body(b.Seq); err != nil || len(got) != 0 {
 				t.Errorf("Body(b) = %q, %v, want empty", got, err)
 			}
-			if err := s.Delete(a.Seq); err != nil {
+			if err := deleteNow(s, a.Seq); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.Body(a.Seq); !errors.Is(err, ErrNoPending) {

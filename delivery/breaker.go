@@ -65,8 +65,9 @@ func newBreaker(cfg BreakerConfig) *breaker {
 	return &breaker{cfg: cfg, state: BreakerClosed}
 }
 
-// retune applies new settings from the next opening on; a breaker open now
-// keeps its wait, shortened to the new MaxCooldown if that is less.
+// retune applies new settings at once: to the current window's counts and
+// to the next opening. A breaker open now keeps its wait, shortened to the
+// new MaxCooldown if that is less.
 func (b *breaker) retune(cfg BreakerConfig) {
 	b.cfg = cfg
 	if b.cooldown > cfg.MaxCooldown {

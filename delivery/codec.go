@@ -64,15 +64,16 @@ func (d *decoder) time() time.Time {
 	return time.Unix(0, v)
 }
 
-// bytes copies, because bolt's values are only valid inside their
-// transaction.
-func (d *decoder) bytes() []byte {
+// field returns the next length-prefixed field as a sub-slice of the
+// encoded record. Callers copy it: bolt's values are only valid inside
+// their transaction.
+func (d *decoder) field() []byte {
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
 		d.err = errBadRecord
 		return nil
 	}
-	v := append([]byte(nil), d.b[:n]...)
+	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
 }
@@ -88,9 +89,9 @@ func decodeRecord(b []byte) (*Record, error) {
 	r.LastStatus = int(d.uvarint())
 	r.Created, r.Next, r.DeadAt = d.time(), d.time(), d.time()
 	for _, s := range []*string{&r.ID, &r.Endpoint, &r.Lane, &r.LastError, &r.Reason} {
-		*s = string(d.bytes())
+		*s = string(d.field())
 	}
-	r.Body = d.bytes()
+	r.Body = append([]byte(nil), d.field()...)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -111,13 +112,9 @@ func decodeBody(b []byte) ([]byte, error) {
 	d.time()      // Next
 	d.time()      // DeadAt
 	for range 5 { // ID, Endpoint, Lane, LastError, Reason
-		if n := d.uvarint(); d.err == nil && n <= uint64(len(d.b)) {
-			d.b = d.b[n:]
-		} else {
-			d.err = errBadRecord
-		}
+		d.field()
 	}
-	body := d.bytes()
+	body := append([]byte(nil), d.field()...)
 	if d.err != nil {
 		return nil, d.err
 	}

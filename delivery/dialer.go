@@ -23,6 +23,7 @@ type DeniedAddressError struct {
 	Addr netip.Addr
 }
 
+// Error says which address was refused and why.
 func (e *DeniedAddressError) Error() string {
 	return fmt.Sprintf("delivery: refusing to connect to %s: not a public address and the endpoint denies private addresses (deny_private)", e.Addr)
 }

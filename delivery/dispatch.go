@@ -148,63 +148,42 @@ func (e *Engine) unreadable(st *endpointState, l *lane, en *entry, err error) {
 		"endpoint", name, "id", id, "seq", seq, "retry_in", bodyRetry, "error", err)
 }
 
-// wrote notes the outcome of a store write and returns the line to log once
-// mu is released, if any. A broken disk fails every write: one line when
-// writes start failing, one when they work again. The caller holds mu.
-func (e *Engine) wrote(name, id string, err error) func() {
-	if failing := err != nil; failing != e.storeFailing {
-		e.storeFailing = failing
-		if failing {
-			return func() {
-				e.log.Error("webhook outbox write failed; messages may be delivered again after a restart",
-					"endpoint", name, "id", id, "error", err)
-			}
-		}
-		return func() { e.log.Info("webhook outbox writes work again") }
+// wrote notes the result of a store write made for an attempt, from the
+// attempt or from the store's committer. A broken disk fails every write:
+// one line when writes start failing, one when they work again.
+func (e *Engine) wrote(name, id string, err error) {
+	failing := err != nil
+	if !e.storeFailing.CompareAndSwap(!failing, failing) {
+		return
 	}
-	return nil
-}
-
-// lateWrite is called by the store's committer with the result of a queued
-// write. It takes mu, which is safe because the engine never waits for a
-// store write while holding mu.
-func (e *Engine) lateWrite(name, id string, err error) {
-	e.mu.Lock()
-	f := e.wrote(name, id, err)
-	e.mu.Unlock()
-	if f != nil {
-		f()
+	if failing {
+		e.log.Error("webhook outbox write failed; messages may be delivered again after a restart",
+			"endpoint", name, "id", id, "error", err)
+	} else {
+		e.log.Info("webhook outbox writes work again")
 	}
 }
 
 // verdict is what an attempt's outcome did to its message.
 type verdict struct {
-	out      outcome
-	dead     string // dead letter reason, if it became one
-	trimmed  int    // dead letters deleted to make room
-	storeErr error
-	late     bool // a queued write: a nil storeErr says nothing of its commit
+	out     outcome
+	dead    string // dead letter reason, if it became one
+	trimmed int    // dead letters deleted to make room
 }
 
 func (v verdict) done() bool { return v.out.ok() || v.dead != "" }
 
 // settle records an attempt on rec and writes the consequence to the store:
 // delete when delivered, bury when there is nothing left to try, else save
-// the next attempt's time so that a restart keeps the schedule.
+// the next attempt's time so that a restart keeps the schedule. The lane
+// moves on once a delete is queued, not committed (see Store.Delete).
 func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.Time) verdict {
 	v := verdict{out: out}
 	rec.Attempts++
 	rec.LastStatus = out.status
+	name, id := rec.Endpoint, rec.ID
 	if out.ok() {
-		if ld, ok := e.store.(lateDeleter); ok {
-			// The lane moves on once the delete is queued, not committed:
-			// a crash before the commit delivers the message again.
-			name, id := rec.Endpoint, rec.ID
-			v.late = true
-			v.storeErr = ld.deleteLater(rec.Seq, func(err error) { e.lateWrite(name, id, err) })
-		} else {
-			v.storeErr = e.store.Delete(rec.Seq)
-		}
+		e.store.Delete(rec.Seq, func(err error) { e.wrote(name, id, err) })
 		return v
 	}
 	rec.LastError = out.detail
@@ -215,16 +194,18 @@ func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.
 	case !again:
 		v.dead = ReasonExhausted
 	}
+	var err error
 	if v.dead != "" {
 		rec.DeadAt, rec.Reason = now, v.dead
 		e.mu.Lock() // Tune may change the limit
 		keep := e.opts.MaxDeadLetters
 		e.mu.Unlock()
-		v.trimmed, v.storeErr = e.store.Bury(rec, keep)
+		v.trimmed, err = e.store.Bury(rec, keep)
 	} else {
 		rec.Next = now.Add(delay)
-		v.storeErr = e.store.Save(rec)
+		err = e.store.Save(rec)
 	}
+	e.wrote(name, id, err)
 	return v
 }
 
@@ -235,6 +216,7 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 	// The logs run after unlock, when the record may be in flight again:
 	// they use copies.
 	name, schema, id, attempts, out := st.name, cfg.Schema, rec.ID, rec.Attempts, v.out
+	maxDead := e.opts.MaxDeadLetters // Tune may change it once mu is released
 	var logs []func()
 	add := func(f func()) { logs = append(logs, f) }
 	if out.ok() {
@@ -267,13 +249,8 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 		e.obs.Dropped(name, ReasonDeadLetters, v.trimmed)
 		if st.firstTime("trim") {
 			add(func() {
-				e.log.Warn("deleting the oldest dead letters", "endpoint", name, "max_dead_letters", e.opts.MaxDeadLetters)
+				e.log.Warn("deleting the oldest dead letters", "endpoint", name, "max_dead_letters", maxDead)
 			})
-		}
-	}
-	if !v.late || v.storeErr != nil {
-		if f := e.wrote(name, id, v.storeErr); f != nil {
-			add(f)
 		}
 	}
 	// Failed probes re-open the breaker quietly: one line when it opens, one

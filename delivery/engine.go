@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -95,18 +96,21 @@ type Engine struct {
 	attempts sync.WaitGroup // dispatcher and attempts
 	enqueues sync.WaitGroup // Enqueue calls writing to the store
 
-	// mu is never held while waiting for a store write: the store's
-	// committer takes it to report queued deletes (lateWrite).
-	mu           sync.Mutex
-	closed       bool
-	endpoints    map[string]*endpointState
-	queued       int
-	queuedBytes  int64
-	busy         int // attempts in flight
-	timer        Timer
-	timerAt      time.Time
-	fullLogged   bool // queue-full logged, until an Enqueue succeeds
-	storeFailing bool // store write failure logged, until one succeeds
+	// storeFailing is set while store writes fail, so that a broken disk
+	// is logged once, not once per write (see wrote).
+	storeFailing atomic.Bool
+
+	// mu is never held while waiting for a store write, which would stall
+	// every lane behind one fsync.
+	mu          sync.Mutex
+	closed      bool
+	endpoints   map[string]*endpointState
+	queued      int
+	queuedBytes int64
+	busy        int // attempts in flight
+	timer       Timer
+	timerAt     time.Time
+	fullLogged  bool // queue-full logged, until an Enqueue succeeds
 }
 
 // New starts an Engine on store, which it owns from then on (Close closes

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -186,4 +187,92 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// failingWrites fails Save and Delete, without writing, while fail is set.
+type failingWrites struct {
+	Store
+	fail atomic.Bool
+}
+
+var errDiskBroken = errors.New("disk broken")
+
+func (s *failingWrites) Save(rec *Record) error {
+	if s.fail.Load() {
+		return errDiskBroken
+	}
+	return s.Store.Save(rec)
+}
+
+func (s *failingWrites) Delete(seq uint64, done func(error)) {
+	if s.fail.Load() {
+		done(errDiskBroken)
+		return
+	}
+	s.Store.Delete(seq, done)
+}
+
+// TestLogsStoreFailuresOnceUntilTheyStop checks that failing writes, saves
+// and deletes alike, log one line when they start and one when writes work
+// again, whatever the store.
+func TestLogsStoreFailuresOnceUntilTheyStop(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			var buf syncBuffer
+			rx := newReceiver(t, answers(response{status: 500}, response{status: 200}))
+			inner, _ := kind.open(t)
+			store := &failingWrites{Store: inner}
+			store.fail.Store(true)
+			h := newHarness(t, store, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+			h.set(endpoint(rx.URL))
+			h.enqueue(msg("A", 1), msg("A", 2))
+			h.waitCount("retried:rx", 1) // its Save failed
+			h.clock.advanceToTimer(t)
+			h.waitCount("delivered:rx", 2) // their Deletes failed
+			store.fail.Store(false)
+			h.enqueue(msg("A", 3))
+			h.waitCount("delivered:rx", 3)
+			if err := h.eng.Close(); err != nil { // commits the last Delete
+				t.Fatal(err)
+			}
+			out := buf.String()
+			for line, want := range map[string]int{"webhook outbox write failed": 1, "webhook outbox writes work again": 1} {
+				if got := strings.Count(out, line); got != want {
+					t.Errorf("%q logged %d times, want %d:\n%s", line, got, want, out)
+				}
+			}
+			if !strings.Contains(out, errDiskBroken.Error()) {
+				t.Errorf("the failure's error is not logged:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestTuneWhileTrimmingDeadLetters runs Tune against attempts that trim dead
+// letters and log the limit; -race checks that the log reads a copy.
+func TestTuneWhileTrimmingDeadLetters(t *testing.T) {
+	var buf syncBuffer
+	rx := newReceiver(t, answers(response{status: 500}))
+	h := newHarness(t, NewMemoryStore(), Options{MaxDeadLetters: 1, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	h.set(endpoint(rx.URL, func(e *Endpoint) { e.Retry, e.Ordered = []time.Duration{}, false }))
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				h.eng.Tune(Options{MaxDeadLetters: 1})
+			}
+		}
+	}()
+	h.enqueue(msg("A", 1), msg("A", 2), msg("A", 3))
+	h.waitCount("dead:rx", 3)
+	close(stop)
+	<-stopped
+	h.waitCount("dropped:rx:"+ReasonDeadLetters, 2)
+	if !strings.Contains(buf.String(), "max_dead_letters=1") {
+		t.Errorf("the trim is not logged with its limit:\n%s", buf.String())
+	}
 }

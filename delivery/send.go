@@ -83,7 +83,6 @@ func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) ou
 	return o
 }
 
-// failure classifies a transport error.
 // idHeaders carry a delivery's id in the built-in schemes; with an hmac
 // scheme, webhook-id is sent beside its own id header, if any.
 var idHeaders = []string{"webhook-id", "X-Chatwoot-Delivery"}
@@ -97,6 +96,7 @@ func hasID(h http.Header) bool {
 	return false
 }
 
+// failure classifies a transport error.
 func failure(err error, timeout time.Duration) outcome {
 	var (
 		denied    *DeniedAddressError

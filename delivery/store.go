@@ -24,8 +24,15 @@ type Store interface {
 	// Save updates a pending record's schedule (Attempts, Next, LastStatus,
 	// LastError).
 	Save(rec *Record) error
-	// Delete removes a delivered pending record.
-	Delete(seq uint64) error
+	// Delete removes a delivered pending record and calls done once with
+	// the result. Unlike the other writes it need not wait to be durable: a
+	// persistent store may return once the delete is queued for its next
+	// commit, call done from its committer when that commit ends, and
+	// commit what is queued on Close. A crash before the commit leaves the
+	// record pending, to be delivered again (at least once, same id). done
+	// may also run before Delete returns, so the caller must not hold
+	// anything done waits for.
+	Delete(seq uint64, done func(error))
 	// Bury moves a pending record to the dead letters of its endpoint,
 	// replacing a dead letter with the same id, then deletes the oldest
 	// dead letters of that endpoint until at most keep remain, and returns
@@ -61,18 +68,4 @@ type Store interface {
 func revive(rec *Record) {
 	rec.Attempts, rec.Next, rec.LastStatus, rec.LastError = 0, time.Time{}, 0, ""
 	rec.DeadAt, rec.Reason = time.Time{}, ""
-}
-
-// lateDeleter is implemented by a Store whose writes wait for a commit
-// (fsync) and that can instead queue a delete for its next commit. The
-// Engine deletes delivered messages so, letting their lane move on without
-// waiting for the disk: a crash before the commit leaves the message
-// pending, and it is delivered again (at least once, same id).
-type lateDeleter interface {
-	// deleteLater queues the delete of the pending record seq and returns
-	// without waiting for it to be durable. done is called once with the
-	// commit's result, from the store's committer, which it must not wait
-	// on. An error means nothing was queued and done is not called. Close
-	// commits what was queued before it.
-	deleteLater(seq uint64, done func(error)) error
 }

@@ -173,19 +173,14 @@ func (s *boltStore) Save(rec *Record) error {
 	})
 }
 
-func (s *boltStore) Delete(seq uint64) error {
-	return s.update(deleteOp(seq))
-}
-
-// deleteLater queues the delete for the next group commit (see
-// lateDeleter).
-func (s *boltStore) deleteLater(seq uint64, done func(error)) error {
-	return s.submit(deleteOp(seq), done)
-}
-
-func deleteOp(seq uint64) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
+// Delete queues the delete for the next group commit, without waiting for
+// it (see Store.Delete).
+func (s *boltStore) Delete(seq uint64, done func(error)) {
+	err := s.submit(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).Delete(seqKey(seq))
+	}, done)
+	if err != nil {
+		done(err)
 	}
 }
 

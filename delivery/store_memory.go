@@ -58,13 +58,14 @@ func (s *memoryStore) Save(rec *Record) error {
 	return nil
 }
 
-func (s *memoryStore) Delete(seq uint64) error {
-	if err := s.lock(); err != nil {
-		return err
+// Delete deletes at once and calls done before it returns.
+func (s *memoryStore) Delete(seq uint64, done func(error)) {
+	err := s.lock()
+	if err == nil {
+		delete(s.pending, seq)
+		s.mu.Unlock()
 	}
-	defer s.mu.Unlock()
-	delete(s.pending, seq)
-	return nil
+	done(err)
 }
 
 func (s *memoryStore) Bury(rec *Record, keep int) (int, error) {

@@ -49,6 +49,13 @@ func rec(endpoint, id string) *Record {
 		Created: time.Unix(1700000000, 0)}}
 }
 
+// deleteNow deletes seq and waits for the store to report the result.
+func deleteNow(s Store, seq uint64) error {
+	ch := make(chan error, 1)
+	s.Delete(seq, func(err error) { ch <- err })
+	return <-ch
+}
+
 func ids(recs []Record) []string {
 	out := []string{}
 	for _, r := range recs {
@@ -86,7 +93,7 @@ func TestStore(t *testing.T) {
 			if got := *pending[0]; !reflect.DeepEqual(got.Message, a.Message) || got.Attempts != 2 || !got.Next.Equal(a.Next) || got.LastError != "HTTP 503" {
 				t.Errorf("saved record came back as %+v", got)
 			}
-			if err := s.Delete(b.Seq); err != nil {
+			if err := deleteNow(s, b.Seq); err != nil {
 				t.Fatal(err)
 			}
 
@@ -179,6 +186,9 @@ func TestStore(t *testing.T) {
 			}
 			if err := s.Add([]*Record{rec("e1", "z")}); err == nil {
 				t.Error("Add after Close succeeded")
+			}
+			if err := deleteNow(s, all[0].Seq); !errors.Is(err, ErrClosed) {
+				t.Errorf("Delete after Close: %v, want ErrClosed", err)
 			}
 		})
 	}
