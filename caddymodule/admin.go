@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,11 +58,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if !known {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter and replay", r.URL.Path)}
 	}
-	allowed := false
-	for _, m := range methods {
-		allowed = allowed || m == r.Method
-	}
-	if !allowed {
+	if !slices.Contains(methods, r.Method) {
 		w.Header().Set("Allow", fmt.Sprint(methods))
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("%s %s: use %v", r.Method, r.URL.Path, methods)}
 	}

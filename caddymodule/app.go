@@ -28,7 +28,8 @@ type App struct {
 	// QueueSize bounds the exchanges waiting to be turned into events;
 	// default 4096. When full, exchanges are dropped and counted.
 	QueueSize int `json:"queue_size,omitempty"`
-	// Workers turn exchanges into events; default the number of CPUs.
+	// Workers enrich, shape and store the derived events, each for its
+	// share of the conversations; default the number of CPUs.
 	Workers int `json:"workers,omitempty"`
 	// MaxQueued and MaxQueuedBytes cap the outbox (default 100000 messages,
 	// 256 MiB). When full, new messages are refused and counted (dropped,
@@ -53,9 +54,12 @@ type App struct {
 // ConversationState sizes the conversation memory; Off disables it, so that
 // events carry only what their own exchange shows.
 type ConversationState struct {
-	Off     bool           `json:"off,omitempty"`
-	Entries int            `json:"entries,omitempty"`
-	TTL     caddy.Duration `json:"ttl,omitempty"`
+	Off bool `json:"off,omitempty"`
+	// Entries is how many conversations are remembered, the least recently
+	// used forgotten first.
+	Entries int `json:"entries,omitempty"`
+	// TTL is how long an unused conversation is remembered.
+	TTL caddy.Duration `json:"ttl,omitempty"`
 }
 
 // withDefaults fills in the default size and lifetime.
@@ -118,7 +122,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision joins (or starts) the pipeline for this outbox.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	ob := Outbox{Kind: "bbolt"}
+	var ob Outbox
 	if a.Outbox != nil {
 		ob = *a.Outbox
 	}

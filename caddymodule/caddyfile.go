@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +60,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("source needs a preset name: %s", strings.Join(transform.PresetNames(), ", "))
 			}
 			for _, n := range names {
-				if !contains(transform.PresetNames(), n) {
+				if !slices.Contains(transform.PresetNames(), n) {
 					return d.Errf("unknown source %q; built-in sources: %s", n, strings.Join(transform.PresetNames(), ", "))
 				}
 			}
@@ -255,21 +256,20 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 	var body []byte
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
-		case "name", "schema", "ordering":
-			var v string
-			if !d.AllArgs(&v) {
+		case "name":
+			if !d.AllArgs(&wh.Name) {
 				return wh, d.ArgErr()
 			}
-			switch opt {
-			case "name":
-				wh.Name = v
-			case "schema":
-				wh.Schema = v
-			case "ordering":
-				if v != "conversation" && v != "none" {
-					return wh, d.Errf("ordering %q: write conversation or none", v)
-				}
-				wh.Ordering = v
+		case "schema":
+			if !d.AllArgs(&wh.Schema) {
+				return wh, d.ArgErr()
+			}
+		case "ordering":
+			if !d.AllArgs(&wh.Ordering) {
+				return wh, d.ArgErr()
+			}
+			if wh.Ordering != "conversation" && wh.Ordering != "none" {
+				return wh, d.Errf("ordering %q: write conversation or none", wh.Ordering)
 			}
 		case "events":
 			wh.Events = append(wh.Events, d.RemainingArgs()...)
@@ -368,7 +368,7 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 		wh.Body = append(body, '}')
 	}
 	if wh.Schema != "" {
-		if _, err := transform.NewShaper(transform.ShaperConfig{Schema: wh.Schema, Events: wh.Events}); err != nil && contains(transform.SchemaNames(), wh.Schema) {
+		if _, err := transform.NewShaper(transform.ShaperConfig{Schema: wh.Schema, Events: wh.Events}); err != nil && slices.Contains(transform.SchemaNames(), wh.Schema) {
 			return wh, d.Errf("webhook %s: %v", wh.URL, err)
 		}
 	}
@@ -386,7 +386,7 @@ func parseSchema(d *caddyfile.Dispenser) (transform.Schema, error) {
 	if !d.AllArgs(&s.Name) {
 		return s, d.Errf("schema needs a name: schema <name> { ... }")
 	}
-	if contains(transform.SchemaNames(), s.Name) {
+	if slices.Contains(transform.SchemaNames(), s.Name) {
 		return s, d.Errf("schema %q is built in: choose another name for your own", s.Name)
 	}
 	var fields [][2]string
@@ -432,30 +432,27 @@ func parseUserInfo(d *caddyfile.Dispenser) (*UserInfo, error) {
 	if !d.AllArgs(&u.URL) {
 		return nil, d.Errf("user_info <url> { ... }")
 	}
+	durations := map[string]*caddy.Duration{"timeout": &u.Timeout, "cache": &u.Cache}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch opt := d.Val(); opt {
-		case "header":
+		switch opt := d.Val(); {
+		case opt == "header":
 			if err := parseHeader(d, &u.Headers); err != nil {
 				return nil, err
 			}
-		case "timeout", "cache":
+		case opt == "root":
+			if !d.AllArgs(&u.Root) {
+				return nil, d.ArgErr()
+			}
+		case durations[opt] != nil:
 			var s string
 			if !d.AllArgs(&s) {
 				return nil, d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("%s %q: write a duration such as 10m", opt, s)
+			dur, err := positiveDuration(d, opt, s, "10m")
+			if err != nil {
+				return nil, err
 			}
-			if opt == "timeout" {
-				u.Timeout = caddy.Duration(dur)
-			} else {
-				u.Cache = caddy.Duration(dur)
-			}
-		case "root":
-			if !d.AllArgs(&u.Root) {
-				return nil, d.ArgErr()
-			}
+			*durations[opt] = dur
 		default:
 			return nil, d.Errf("unknown user_info option %q", opt)
 		}
@@ -470,6 +467,8 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 		return nil, d.Errf("sign <scheme> <secret...>: schemes are standard, chatzuri, chatwoot and hmac")
 	}
 	sc := &signer.Config{Name: args[0], Secrets: args[1:]}
+	strs := map[string]*string{"algorithm": &sc.Algorithm, "encoding": &sc.Encoding, "header": &sc.Header,
+		"prefix": &sc.Prefix, "timestamp_header": &sc.TimestampHeader, "id_header": &sc.IDHeader}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		if opt == "signed_timestamp" {
@@ -480,20 +479,10 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 		if !d.AllArgs(&v) {
 			return nil, d.ArgErr()
 		}
-		switch opt {
-		case "algorithm":
-			sc.Algorithm = v
-		case "encoding":
-			sc.Encoding = v
-		case "header":
-			sc.Header = v
-		case "prefix":
-			sc.Prefix = v
-		case "timestamp_header":
-			sc.TimestampHeader = v
-		case "id_header":
-			sc.IDHeader = v
-		case "tolerance":
+		switch {
+		case strs[opt] != nil:
+			*strs[opt] = v
+		case opt == "tolerance":
 			dur, err := caddy.ParseDuration(v)
 			if err != nil {
 				return nil, d.Errf("tolerance %q: write a duration such as 5m", v)
@@ -506,7 +495,7 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 	// The secrets may still be {env.*} placeholders: they are checked at
 	// provision. The scheme's shape is checked here, for the line number.
 	switch {
-	case !contains([]string{"standard", "chatzuri", "chatwoot", "hmac"}, sc.Name):
+	case !slices.Contains([]string{"standard", "chatzuri", "chatwoot", "hmac"}, sc.Name):
 		return nil, d.Errf("sign: unknown scheme %q: write standard, chatzuri, chatwoot or hmac", sc.Name)
 	case sc.Name == "hmac" && sc.Header == "":
 		return nil, d.Errf("sign hmac needs a header option, e.g. sign hmac {env.SECRET} { header X-Signature }")
@@ -526,9 +515,12 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 //		max_queued_bytes <size>
 //		max_dead_letters <n>
 //		conversation_state <entries> <ttl> | conversation_state off
+//		breaker { ... }
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
+	ints := map[string]*int{"queue_size": &app.QueueSize, "workers": &app.Workers,
+		"max_queued": &app.MaxQueued, "max_dead_letters": &app.MaxDeadLetters}
 	d.Next()
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -547,22 +539,6 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				}
 			default:
 				return nil, d.Errf("outbox bbolt [path] or outbox memory")
-			}
-		case "queue_size", "workers", "max_queued", "max_dead_letters":
-			opt := d.Val()
-			n, err := positiveInt(d)
-			if err != nil {
-				return nil, err
-			}
-			switch opt {
-			case "queue_size":
-				app.QueueSize = n
-			case "workers":
-				app.Workers = n
-			case "max_queued":
-				app.MaxQueued = n
-			default:
-				app.MaxDeadLetters = n
 			}
 		case "conversation_state":
 			args := d.RemainingArgs()
@@ -598,45 +574,55 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			}
 			app.MaxQueuedBytes = int64(n)
 		default:
-			return nil, d.Errf("unknown chat_webhooks global option %q", d.Val())
+			p := ints[d.Val()]
+			if p == nil {
+				return nil, d.Errf("unknown chat_webhooks global option %q", d.Val())
+			}
+			n, err := positiveInt(d)
+			if err != nil {
+				return nil, err
+			}
+			*p = n
 		}
 	}
 	return httpcaddyfile.App{Name: "chat_webhooks", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// parseBreaker reads the breaker block of the global option.
+// parseBreaker reads the breaker block of the global option:
+//
+//	breaker {
+//		window <duration>
+//		min_requests <n>
+//		failure_ratio <share>
+//		cooldown <duration>
+//		max_cooldown <duration>
+//	}
 func parseBreaker(d *caddyfile.Dispenser) (*Breaker, error) {
 	if d.NextArg() {
 		return nil, d.Errf("breaker takes a block: breaker { cooldown 5s }")
 	}
 	b := &Breaker{}
-	for d.NextBlock(1) {
+	durations := map[string]*caddy.Duration{"window": &b.Window, "cooldown": &b.Cooldown, "max_cooldown": &b.MaxCooldown}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		var v string
 		if !d.AllArgs(&v) {
 			return nil, d.Errf("breaker %s takes one value", opt)
 		}
-		switch opt {
-		case "window", "cooldown", "max_cooldown":
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("breaker %s %q: write a duration such as 30s", opt, v)
+		switch {
+		case durations[opt] != nil:
+			dur, err := positiveDuration(d, "breaker "+opt, v, "30s")
+			if err != nil {
+				return nil, err
 			}
-			switch opt {
-			case "window":
-				b.Window = caddy.Duration(dur)
-			case "cooldown":
-				b.Cooldown = caddy.Duration(dur)
-			default:
-				b.MaxCooldown = caddy.Duration(dur)
-			}
-		case "min_requests":
+			*durations[opt] = dur
+		case opt == "min_requests":
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
 				return nil, d.Errf("breaker min_requests %q: write a positive number", v)
 			}
 			b.MinRequests = n
-		case "failure_ratio":
+		case opt == "failure_ratio":
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f <= 0 || f > 1 {
 				return nil, d.Errf("breaker failure_ratio %q: write a share between 0 and 1, such as 0.7", v)
@@ -679,13 +665,13 @@ func positiveInt(d *caddyfile.Dispenser) (int, error) {
 	return n, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+// positiveDuration parses v, the value of option opt, as a duration > 0.
+func positiveDuration(d *caddyfile.Dispenser, opt, v, example string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s %q: write a duration such as %s", opt, v, example)
 	}
-	return false
+	return caddy.Duration(dur), nil
 }
 
 // Interface guard.

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/tidwall/gjson"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/nodereceiver"
 )
@@ -22,9 +20,9 @@ import (
 func TestChatzuriReceiverVerifiesEveryDelivery(t *testing.T) {
 	const secret = "chatzuri-shared-secret"
 	node := nodereceiver.Chatzuri(t, secret)
-	// The backend echoes the user's text as the answer, so the payload
+	// The backend echoes the user's text in its answer, so the payload
 	// carries it twice, in both directions.
-	backend := newEchoBackend(t)
+	backend := newTurnBackend(t).Listener.Addr().String()
 	loadCaddy(t, fmt.Sprintf(`source openai
 		agent_id agent_abc123
 		webhook %s/webhook {
@@ -69,17 +67,4 @@ func TestChatzuriReceiverVerifiesEveryDelivery(t *testing.T) {
 		}
 		t.Fatalf("%v of %d deliveries accepted by the Node receiver", got, len(texts))
 	}
-}
-
-// newEchoBackend is a chat backend that answers with the user's last
-// message; it returns the backend's address.
-func newEchoBackend(t *testing.T) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		answer, _ := json.Marshal(gjson.GetBytes(body, `messages.#(role=="user")#.content|@reverse|0`).String())
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"chatcmpl-echo","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":%s}}]}`, answer)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
 }

@@ -284,20 +284,29 @@ func chatConfig(outbox, handler, backend string) string {
 	if outbox != "" {
 		ob = "bbolt " + outbox
 	}
+	return testCaddyfile("", "outbox "+ob, handler, "reverse_proxy "+backend, "")
+}
+
+// testCaddyfile is the Caddyfile every in-process test runs: the admin API
+// on testAdmin, the global options globals, the chat_webhooks app options
+// appOptions, the site on withModulePort whose chat_webhooks block holds
+// chat followed by the directives in rest, then further sites.
+func testCaddyfile(globals, appOptions, chat, rest, sites string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	http_port %d
+	%s
 	chat_webhooks {
-		outbox %s
+		%s
 	}
 }
 http://localhost:%d {
 	chat_webhooks {
 		%s
 	}
-	reverse_proxy %s
+	%s
 }
-`, testAdmin, withModulePort, ob, withModulePort, handler, backend)
+%s`, testAdmin, withModulePort, globals, appOptions, withModulePort, chat, rest, sites)
 }
 
 func startChatCaddy(t *testing.T, cfg string) {
@@ -605,28 +614,14 @@ func TestPipelineKeepsTurnsOfOneConversationInOrder(t *testing.T) {
 			close(release)
 		}
 	}()
-	startChatCaddy(t, fmt.Sprintf(`{
-	admin %s
-	http_port %d
-	chat_webhooks {
-		outbox memory
-		workers 2
-	}
-}
-http://localhost:%d {
-	chat_webhooks {
-		source openai
+	startChatCaddy(t, testCaddyfile("", "outbox memory\n\t\tworkers 2", fmt.Sprintf(`source openai
 		user_info %s/users/{contact.id} {
 			timeout 10s
 		}
 		webhook %s/hook {
 			schema chatvolt
 			sign standard %s
-		}
-	}
-	reverse_proxy %s
-}
-`, testAdmin, withModulePort, withModulePort, lookups.URL, sink.URL(), sinkSecret, backend.Listener.Addr()))
+		}`, lookups.URL, sink.URL(), sinkSecret), fmt.Sprintf("reverse_proxy %s", backend.Listener.Addr()), ""))
 
 	for i, user := range []string{"slow", "fast"} {
 		body := fmt.Sprintf(`{"model":"gpt-test","user":%q,"messages":[{"role":"user","content":%q}]}`, user, turnLabel("ordered", i))

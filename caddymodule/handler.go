@@ -29,8 +29,10 @@ type Handler struct {
 	// ConversationID lists where the conversation id is taken from, tried
 	// before a source's own places (e.g. "request.header.X-Conversation-Id").
 	ConversationID []string `json:"conversation_id,omitempty"`
-	AgentID        string   `json:"agent_id,omitempty"`
-	AgentName      string   `json:"agent_name,omitempty"`
+	// AgentID and AgentName are given to every event whose source left
+	// them absent; they may be {env.*} placeholders.
+	AgentID   string `json:"agent_id,omitempty"`
+	AgentName string `json:"agent_name,omitempty"`
 	// MaxCapture caps the captured bytes of each body; default 1 MiB.
 	MaxCapture int `json:"max_capture,omitempty"`
 	// Schemas are custom payload schemas, usable by name in webhooks.
@@ -106,7 +108,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 type UserInfo struct {
 	// URL may hold {contact.id}-style placeholders after its host; they are
 	// filled URL-escaped from the event. The host is fixed configuration.
-	URL     string      `json:"url"`
+	URL string `json:"url"`
+	// Headers are sent with every lookup (e.g. Authorization); values may
+	// be {env.*} placeholders.
 	Headers http.Header `json:"headers,omitempty"`
 	// Timeout of one lookup; default 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`

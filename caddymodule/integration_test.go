@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/tidwall/gjson"
 
@@ -116,39 +115,22 @@ func (rcv *receiver) none(t *testing.T, within time.Duration) {
 	}
 }
 
-// loadCaddy runs real Caddy in-process: the site on withModulePort has a
-// chat_webhooks block holding chat, then the directives in rest. Optional
-// more are: global options, further sites, chat_webhooks app options.
-func loadCaddy(t *testing.T, chat, rest string, more ...string) *caddytest.Tester {
+// loadCaddy runs real Caddy in-process with a memory outbox: the site on
+// withModulePort has a chat_webhooks block holding chat, then the
+// directives in rest. Optional more are: global options, further sites,
+// chat_webhooks app options.
+func loadCaddy(t *testing.T, chat, rest string, more ...string) {
 	t.Helper()
 	more = append(more, "", "", "")
 	globals, sites, appOptions := more[0], more[1], more[2]
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`
-{
-	admin localhost:2999
-	http_port %d
-	%s
-	chat_webhooks {
-		outbox memory
-		%s
-	}
-}
-http://localhost:%d {
-	chat_webhooks {
-		%s
-	}
-	%s
-}
-%s`, withModulePort, globals, appOptions, withModulePort, chat, rest, sites), "caddyfile")
-	return tester
+	startChatCaddy(t, testCaddyfile(globals, "outbox memory\n\t\t"+appOptions, chat, rest, sites))
 }
 
 // startCaddy proxies both test sites to backend: one with chat_webhooks
 // (the openai source and webhookBlock), one plain, to compare them.
-func startCaddy(t *testing.T, backend string, webhookBlock string) *caddytest.Tester {
+func startCaddy(t *testing.T, backend string, webhookBlock string) {
 	t.Helper()
-	return loadCaddy(t, `source openai
+	loadCaddy(t, `source openai
 		agent_id agent_1
 		agent_name "Support Bot"
 		`+webhookBlock,

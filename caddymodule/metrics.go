@@ -32,18 +32,10 @@ var metrics = struct {
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
 		Help: "Exchanges waiting to be turned into events.",
 	}),
-	exchangesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "exchanges_dropped_total",
-		Help: "Exchanges not turned into events, by reason.",
-	}, []string{"reason"}),
-	trafficProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "traffic_problems_total",
-		Help: "Exchanges whose traffic could not be read in full (not JSON, truncated, undecodable...), by problem.",
-	}, []string{"problem"}),
-	eventsDerived: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "events_derived_total",
-		Help: "Canonical events derived from traffic, by type.",
-	}, []string{"type"}),
+	exchangesDropped: counter("exchanges_dropped_total", "Exchanges not turned into events, by reason.", "reason"),
+	trafficProblems: counter("traffic_problems_total",
+		"Exchanges whose traffic could not be read in full (not JSON, truncated, undecodable...), by problem.", "problem"),
+	eventsDerived: counter("events_derived_total", "Canonical events derived from traffic, by type.", "type"),
 	userInfoFailures: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "user_info_failures_total",
 		Help: "External user lookups that failed; their events went out without the lookup's data.",
@@ -66,6 +58,7 @@ var metrics = struct {
 	}, []string{"webhook", "schema"}),
 }
 
+// counter makes a counter vector of this module's namespace.
 func counter(name, help string, labels ...string) *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help,
