@@ -26,7 +26,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -81,6 +80,7 @@ type env struct {
 	backend               *http.Server
 	rx                    *receiver
 	caddy                 *caddyProc
+	ports                 []int // admin, plain site, module site
 	plainURL, moduleURL   string
 	adminAddr, backendAdr string
 	sent                  *tokenLog
@@ -120,14 +120,13 @@ func run() error {
 		return err
 	}
 	defer e.rx.down()
-	ports, err := freePorts(3)
-	if err != nil {
+	if e.ports, err = freePorts(3); err != nil {
 		return err
 	}
-	e.adminAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	e.plainURL = fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", ports[1])
-	e.moduleURL = fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", ports[2])
-	cfg := e.caddyfile(ports, 0)
+	e.adminAddr = fmt.Sprintf("127.0.0.1:%d", e.ports[0])
+	e.plainURL = fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", e.ports[1])
+	e.moduleURL = fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", e.ports[2])
+	cfg := e.caddyfile(0)
 	e.caddy = &caddyProc{bin: bin, dir: dir, config: cfg}
 	if err := e.caddy.start(e.adminAddr); err != nil {
 		return err
@@ -181,7 +180,7 @@ func printMachine() {
 
 // caddyfile is the configuration under test; n varies a header so that a
 // reload really changes the configuration.
-func (e *env) caddyfile(ports []int, n int) string {
+func (e *env) caddyfile(n int) string {
 	w := ""
 	if *workers > 0 {
 		w = fmt.Sprintf("workers %d", *workers)
@@ -225,7 +224,7 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, ports[0], filepath.Join(e.dir, "outbox.db"), w, ports[1], e.backendAdr, ports[2], rxURL, n, rxURL, e.backendAdr)
+`, e.ports[0], filepath.Join(e.dir, "outbox.db"), w, e.ports[1], e.backendAdr, e.ports[2], rxURL, n, rxURL, e.backendAdr)
 }
 
 // ---------------------------------------------------------------- backend
@@ -399,6 +398,20 @@ func (rx *receiver) snapshot() map[string]received {
 		out[k] = received{total: p.total, tokens: p.tokens, ids: p.ids, latency: slices.Clone(p.latency), last: p.last}
 	}
 	return out
+}
+
+// summary sums up both paths: distinct events, the time of the last
+// arrival, and the sorted delivery latencies.
+func (rx *receiver) summary() (n int, last time.Time, latency []time.Duration) {
+	for _, p := range rx.snapshot() {
+		n += len(p.tokens)
+		if p.last.After(last) {
+			last = p.last
+		}
+		latency = append(latency, p.latency...)
+	}
+	slices.Sort(latency)
+	return n, last, latency
 }
 
 func (rx *receiver) distinct() int {
@@ -781,17 +794,10 @@ func (e *env) deliveryScenario() error {
 	start := time.Now()
 	r := e.load(e.moduleURL, *conc, *duration, 0, 0)
 	took, ok := e.waitDrained(2 * r.ok)
-	snap := e.rx.snapshot()
-	n := len(snap["/chatvolt"].tokens) + len(snap["/chatzuri"].tokens)
-	lastAt := snap["/chatvolt"].last
-	if snap["/chatzuri"].last.After(lastAt) {
-		lastAt = snap["/chatzuri"].last
-	}
+	n, lastAt, lat := e.rx.summary()
 	after := e.caddy.metrics()
 	fmt.Printf("saturated: %d requests in %s (%.0f req/s) -> %d events delivered in %.2fs from the first request (%.0f events/s); drained %.2fs after the load (ok=%t)\n",
 		r.ok, r.elapsed.Round(time.Millisecond), r.rps(), n, lastAt.Sub(start).Seconds(), float64(n)/lastAt.Sub(start).Seconds(), took.Seconds(), ok)
-	lat := append(snap["/chatvolt"].latency, snap["/chatzuri"].latency...)
-	slices.Sort(lat)
 	fmt.Printf("saturated delivery latency (end of response -> receiver): p50 %s p99 %s (n=%d); pipeline_full drops %.0f\n",
 		ms(pct(lat, .5)), ms(pct(lat, .99)), len(lat),
 		after[`caddy_chat_webhooks_exchanges_dropped_total{reason="pipeline_full"}`]-before[`caddy_chat_webhooks_exchanges_dropped_total{reason="pipeline_full"}`])
@@ -803,14 +809,7 @@ func (e *env) deliveryScenario() error {
 	start = time.Now()
 	r = e.load(e.moduleURL, *conc, *duration, 0, *rate)
 	e.waitDrained(2 * r.ok)
-	snap = e.rx.snapshot()
-	lat = append(snap["/chatvolt"].latency, snap["/chatzuri"].latency...)
-	slices.Sort(lat)
-	n = len(snap["/chatvolt"].tokens) + len(snap["/chatzuri"].tokens)
-	lastAt = snap["/chatvolt"].last
-	if snap["/chatzuri"].last.After(lastAt) {
-		lastAt = snap["/chatzuri"].last
-	}
+	n, lastAt, lat = e.rx.summary()
 	fmt.Printf("paced %d req/s (%d requests, %d events sent, %d delivered in %.2fs: %.0f events/s): delivery latency p50 %s p90 %s p99 %s (n=%d)\n",
 		*rate, r.ok, 2*r.ok, n, lastAt.Sub(start).Seconds(), float64(n)/lastAt.Sub(start).Seconds(), ms(pct(lat, .5)), ms(pct(lat, .9)), ms(pct(lat, .99)), len(lat))
 	e.account("paced accounting", r.tokens, "")
@@ -828,7 +827,7 @@ func (e *env) deliveryScenario() error {
 func (e *env) backlogScenario() error {
 	fmt.Printf("\n== backlog: %d requests (%d events) while the receiver is down\n", *backlogN, 2**backlogN)
 	e.settle()
-	runtimeGC(e)
+	time.Sleep(2 * time.Second) // let the idle RSS settle
 	idle := e.caddy.rssKiB()
 	e.rx.down()
 	e.rx.reset()
@@ -850,20 +849,16 @@ func (e *env) backlogScenario() error {
 		return err
 	}
 	up := time.Now()
-	var first time.Duration
 	for time.Since(up) < *drainWithin && e.rx.distinct() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	first = time.Since(up)
+	first := time.Since(up)
 	_, ok := e.waitDrained(2 * r.ok)
 	fmt.Printf("receiver up: first delivery after %.2fs (breaker cooldown), all delivered %.2fs after up (ok=%t): %.0f events/s once flowing\n",
 		first.Seconds(), time.Since(up).Seconds(), ok, float64(2*r.ok)/(time.Since(up)-first).Seconds())
 	e.account("backlog accounting", r.tokens, "")
 	return nil
 }
-
-// runtimeGC gives the idle RSS a moment to settle.
-func runtimeGC(e *env) { time.Sleep(2 * time.Second) }
 
 // faultLoad runs paced load on the module site for d while fault runs.
 func (e *env) faultLoad(name string, d time.Duration, fault func() string) error {
@@ -893,12 +888,11 @@ func (e *env) outageScenario() error {
 
 func (e *env) reloadScenario() error {
 	fmt.Printf("\n== fault: config reloads under load\n")
-	ports := portsOf(e)
 	return e.faultLoad("reload", 20*time.Second, func() string {
 		n, failed := 0, 0
 		for t := time.Now(); time.Since(t) < 18*time.Second; time.Sleep(time.Second) {
 			n++
-			if err := e.caddy.reload(e.caddyfile(ports, n)); err != nil {
+			if err := e.caddy.reload(e.caddyfile(n)); err != nil {
 				failed++
 				fmt.Println("  reload:", err)
 			}
@@ -920,15 +914,6 @@ func (e *env) killScenario() error {
 	})
 }
 
-func portsOf(e *env) []int {
-	p := func(s string) int {
-		_, port, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimSuffix(s, "/v1/chat/completions"), "http://"))
-		n, _ := strconv.Atoi(port)
-		return n
-	}
-	return []int{p("http://" + e.adminAddr), p(e.plainURL), p(e.moduleURL)}
-}
-
 func freePorts(n int) ([]int, error) {
 	var out []int
 	var lns []net.Listener
@@ -944,9 +929,6 @@ func freePorts(n int) ([]int, error) {
 		}
 		lns = append(lns, l)
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	if len(out) != n {
-		return nil, errors.New("no free ports")
 	}
 	return out, nil
 }
