@@ -479,18 +479,11 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 		if !d.AllArgs(&v) {
 			return nil, d.ArgErr()
 		}
-		switch {
-		case strs[opt] != nil:
-			*strs[opt] = v
-		case opt == "tolerance":
-			dur, err := caddy.ParseDuration(v)
-			if err != nil {
-				return nil, d.Errf("tolerance %q: write a duration such as 5m", v)
-			}
-			sc.Tolerance = signer.Duration(dur)
-		default:
-			return nil, d.Errf("unknown sign option %q", opt)
+		p := strs[opt]
+		if p == nil {
+			return nil, d.Errf("unknown sign option %q; known: algorithm, encoding, header, prefix, timestamp_header, signed_timestamp, id_header", opt)
 		}
+		*p = v
 	}
 	// The secrets may still be {env.*} placeholders: they are checked at
 	// provision. The scheme's shape is checked here, for the line number.

@@ -126,6 +126,7 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"unknown schema event", "webhook http://127.0.0.1:1/h {\n\t\tschema chatvolt\n\t\tevents AGENT_DANCED\n\t}", `"AGENT_DANCED" is neither a canonical event type nor an event of schema "chatvolt"`, ""},
 		{"bad header name", "webhook http://127.0.0.1:1/h {\n\t\theader \"X Bad:\" v\n\t}", `header name "X Bad:" is not a valid HTTP header name`, ""},
 		{"bad expect_body", "webhook http://127.0.0.1:1/h {\n\t\texpect_body accepted\n\t}", "expect_body must be a JSON object", ""},
+		{"unknown sign option", "webhook http://127.0.0.1:1/h {\n\t\tsign standard whsec_c3RK6HfEHZMiksZOf85TGo0f3ZQYAJZI {\n\t\t\ttolerance 5m\n\t\t}\n\t}", `unknown sign option "tolerance"; known: algorithm`, ""},
 		{"unknown global option", "source openai", `unknown chat_webhooks global option "outbx"`, "outbx memory"},
 		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
 		{"bad breaker ratio", "source openai", `breaker failure_ratio "70%": write a share between 0 and 1`, "breaker {\n\t\t\tfailure_ratio 70%\n\t\t}"},
