@@ -159,6 +159,7 @@ func TestLogsOneLinePerFailureReason(t *testing.T) {
 	rx.setRespond(answers(response{status: 200}))
 	h.enqueue(msg("B", 1))
 	h.waitCount("delivered:rx", 1)
+	h.eng.Close() // attempts log after reporting to the Observer: let them finish
 
 	out := buf.String()
 	for line, want := range map[string]int{"webhook delivery failing": 1, "webhook moved to dead letters": 1, "webhook delivery recovered": 1} {
@@ -272,6 +273,7 @@ func TestTuneWhileTrimmingDeadLetters(t *testing.T) {
 	close(stop)
 	<-stopped
 	h.waitCount("dropped:rx:"+ReasonDeadLetters, 2)
+	h.eng.Close() // attempts log after reporting to the Observer: let them finish
 	if !strings.Contains(buf.String(), "max_dead_letters=1") {
 		t.Errorf("the trim is not logged with its limit:\n%s", buf.String())
 	}
