@@ -25,9 +25,10 @@ func init() {
 //	GET    /chat_webhooks/dead_letter?webhook=<name>&id=<id>
 //	POST   /chat_webhooks/replay?webhook=<name>[&id=<id>]   (no id: all of the webhook; no webhook: all)
 //	DELETE /chat_webhooks/dead_letter?webhook=<name>&id=<id>
+//	DELETE /chat_webhooks/queue?webhook=<name>   (its queued messages and dead letters)
 //
 // Answers are JSON. Errors are Caddy's admin errors: 400 for missing or bad
-// parameters, 404 for an unknown dead letter or route, 405 for a known route
+// parameters, 404 for an unknown dead letter, webhook or route, 405 for a known route
 // with the wrong method, 503 when the running configuration has no
 // chat_webhooks.
 type AdminAPI struct{}
@@ -51,12 +52,13 @@ var adminMethods = map[string][]string{
 	"/chat_webhooks/dead_letters": {http.MethodGet},
 	"/chat_webhooks/dead_letter":  {http.MethodGet, http.MethodDelete},
 	"/chat_webhooks/replay":       {http.MethodPost},
+	"/chat_webhooks/queue":        {http.MethodDelete},
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	methods, known := adminMethods[r.URL.Path]
 	if !known {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter and replay", r.URL.Path)}
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter, replay and queue", r.URL.Path)}
 	}
 	if !slices.Contains(methods, r.Method) {
 		w.Header().Set("Allow", fmt.Sprint(methods))
@@ -100,6 +102,12 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		n, err := engine.ReplayAll(webhook)
 		return reply(w, map[string]int{"replayed": n}, err)
+	case "DELETE /chat_webhooks/queue":
+		if webhook == "" {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("give webhook=<name>: the webhook whose queue and dead letters to delete")}
+		}
+		purged, err := engine.Purge(webhook)
+		return reply(w, purged, err)
 	default: // DELETE /chat_webhooks/dead_letter
 		if err := needIDs(webhook, id); err != nil {
 			return err
@@ -144,7 +152,7 @@ func needIDs(webhook, id string) error {
 }
 
 func reply(w http.ResponseWriter, v any, err error) error {
-	if errors.Is(err, delivery.ErrNotFound) {
+	if errors.Is(err, delivery.ErrNotFound) || errors.Is(err, delivery.ErrUnknownEndpoint) {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
 	if err != nil {
@@ -166,6 +174,11 @@ func currentEngine() (*delivery.Engine, error) {
 	}
 	a, ok := app.(*App)
 	if !ok || a.rt == nil {
+		return nil, notRunning
+	}
+	a.rt.mu.Lock()
+	defer a.rt.mu.Unlock()
+	if a.rt.engine == nil {
 		return nil, notRunning
 	}
 	return a.rt.engine, nil

@@ -49,6 +49,10 @@ type App struct {
 	rt     *pipeline
 	key    string
 	logger *zap.Logger
+	opts   delivery.Options
+	// webhooks are the receivers this configuration's handlers declared,
+	// by name; Start makes them the engine's whole set.
+	webhooks map[string]*webhook
 }
 
 // ConversationState sizes the conversation memory; Off disables it, so that
@@ -107,8 +111,10 @@ type Outbox struct {
 	// queued events are lost when Caddy stops).
 	Kind string `json:"kind,omitempty"`
 	// Path of the bbolt file; default chat_webhooks/outbox.db under Caddy's
-	// data directory.
+	// data directory, which is created if missing.
 	Path string `json:"path,omitempty"`
+
+	defaultPath bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -119,9 +125,15 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision joins (or starts) the pipeline for this outbox.
+// Provision checks the options and joins the pipeline of this outbox,
+// which is shared across configurations. It opens nothing and starts
+// nothing: a configuration that is only validated, or that fails to load,
+// leaves the running one exactly as it was.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	if err := a.check(); err != nil {
+		return fmt.Errorf("chat_webhooks: %v", err)
+	}
 	var ob Outbox
 	if a.Outbox != nil {
 		ob = *a.Outbox
@@ -129,26 +141,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if ob.Kind == "" {
 		ob.Kind = "bbolt"
 	}
-	switch ob.Kind {
-	case "memory":
+	if ob.Kind == "memory" {
 		ob.Path = ""
-	case "bbolt":
-		if ob.Path == "" {
-			ob.Path = filepath.Join(caddy.AppDataDir(), "chat_webhooks", "outbox.db")
-		}
-	default:
-		return fmt.Errorf("chat_webhooks: outbox %q: write bbolt [path] or memory", ob.Kind)
+	} else if ob.Path == "" {
+		ob.Path = filepath.Join(caddy.AppDataDir(), "chat_webhooks", "outbox.db")
+		ob.defaultPath = true
 	}
-	if a.QueueSize <= 0 {
+	if a.QueueSize == 0 {
 		a.QueueSize = 4096
 	}
-	if a.Workers <= 0 {
+	if a.Workers == 0 {
 		a.Workers = runtime.GOMAXPROCS(0)
 	}
-	if b := a.Breaker; b != nil && (b.FailureRatio < 0 || b.FailureRatio > 1) {
-		return fmt.Errorf("chat_webhooks: breaker failure_ratio %g: write a share between 0 and 1, such as 0.7", b.FailureRatio)
-	}
-	opts := delivery.Options{
+	a.opts = delivery.Options{
 		Logger:         ctx.Slogger(),
 		Observer:       deliveryObserver{},
 		MaxQueued:      a.MaxQueued,
@@ -156,51 +161,60 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxDeadLetters: a.MaxDeadLetters,
 		Breaker:        a.Breaker.config(),
 	}
+	a.webhooks = map[string]*webhook{}
 	a.key = "pipeline:" + ob.Kind + ":" + ob.Path
-	val, loaded, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
-		store, err := openStore(ob)
-		if err != nil {
-			return nil, err
-		}
-		engine, err := delivery.New(store, opts)
-		if err != nil {
-			return nil, err
-		}
-		return newPipeline(engine, delivery.KeyValues(store, "conversations"), a.QueueSize, a.Workers, a.logger), nil
+	val, _, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+		return newPipeline(ob, a.QueueSize, a.Workers, a.logger), nil
 	})
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: outbox %s %s: %v", ob.Kind, ob.Path, err)
 	}
 	a.rt = val.(*pipeline)
-	if loaded {
-		// A reload keeps the running pipeline, so that nothing queued is
-		// lost; the limits and the breaker apply at once, the pipeline's
-		// own sizes only when it starts again.
-		a.rt.engine.Tune(opts)
-		if cap(a.rt.queue) != a.QueueSize || len(a.rt.shards) != a.Workers {
-			a.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
-				zap.Int("queue_size", cap(a.rt.queue)), zap.Int("workers", len(a.rt.shards)))
-		}
-	}
-	a.rt.useState(a.ConversationState)
 	registerMetrics(ctx.GetMetricsRegistry())
 	return nil
 }
 
-func openStore(ob Outbox) (delivery.Store, error) {
-	if ob.Kind == "memory" {
-		return delivery.NewMemoryStore(), nil
+// declare adds a handler's webhook to this configuration. A name stands for
+// one webhook: declaring the same one again (a snippet imported by two
+// sites) is fine, two different ones under one name are not.
+func (a *App) declare(wh *webhook) error {
+	name := wh.endpoint.Name
+	if prev := a.webhooks[name]; prev != nil && prev.spec != wh.spec {
+		return fmt.Errorf("two different webhooks are named %q (%s and %s): give each its own name", name, prev.where, wh.where)
 	}
-	return delivery.OpenBolt(ob.Path)
+	a.webhooks[name] = wh
+	return nil
 }
 
-// Start implements caddy.App; the pipeline is already running.
-func (a *App) Start() error { return nil }
+// endpoints lists the declared webhooks' endpoints.
+func (a *App) endpoints() []delivery.Endpoint {
+	eps := make([]delivery.Endpoint, 0, len(a.webhooks))
+	for _, wh := range a.webhooks {
+		eps = append(eps, wh.endpoint)
+	}
+	return eps
+}
 
-// Stop implements caddy.App; the pipeline stops when no configuration uses it.
-func (a *App) Stop() error { return nil }
+// Start is Caddy's commit point, reached once the whole configuration has
+// provisioned: it opens the outbox if this is the first configuration using
+// it, then makes this configuration's webhooks, limits and conversation
+// memory the running ones.
+func (a *App) Start() error {
+	if err := a.rt.activate(a); err != nil {
+		return fmt.Errorf("chat_webhooks: %v", err)
+	}
+	return nil
+}
 
-// Cleanup releases this configuration's hold on the pipeline.
+// Stop undoes Start: when this configuration failed to start beside a
+// running one, the running one's webhooks are back as they were.
+func (a *App) Stop() error {
+	a.rt.deactivate(a)
+	return nil
+}
+
+// Cleanup releases this configuration's hold on the pipeline, which closes
+// when no configuration uses it.
 func (a *App) Cleanup() error {
 	_, err := pool.Delete(a.key)
 	return err

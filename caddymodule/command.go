@@ -16,7 +16,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "chat-webhooks",
-		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] [--address <admin>] [--config <file> [--adapter <name>]]",
+		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge --webhook <name> [--address <admin>] [--config <file> [--adapter <name>]]",
 		Short: "Inspects the webhook outbox and replays dead letters of a running Caddy",
 		Long: `
 Talks to the admin API of a running Caddy and prints JSON:
@@ -26,6 +26,7 @@ Talks to the admin API of a running Caddy and prints JSON:
   caddy chat-webhooks show   --webhook <name> --id <id>
   caddy chat-webhooks replay [--webhook <name>] [--id <id>]   # no id: every dead letter of the webhook
   caddy chat-webhooks delete --webhook <name> --id <id>
+  caddy chat-webhooks purge  --webhook <name>   # its queued messages and dead letters
 
 The admin API is found as for "caddy stop" and "caddy reload": --address,
 else the admin address of --config, else CADDY_ADMIN or localhost:2019.
@@ -50,6 +51,7 @@ var commandRoutes = map[string][2]string{
 	"show":         {http.MethodGet, "/chat_webhooks/dead_letter"},
 	"replay":       {http.MethodPost, "/chat_webhooks/replay"},
 	"delete":       {http.MethodDelete, "/chat_webhooks/dead_letter"},
+	"purge":        {http.MethodDelete, "/chat_webhooks/queue"},
 }
 
 func runCommand(cmd *cobra.Command, args []string) error {
@@ -63,11 +65,13 @@ func runCommand(cmd *cobra.Command, args []string) error {
 
 	route, ok := commandRoutes[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay or delete", args[0])
+		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay, delete or purge", args[0])
 	}
 	switch {
 	case (args[0] == "show" || args[0] == "delete") && (webhook == "" || id == ""):
 		return fmt.Errorf("%s needs --webhook <name> and --id <id>", args[0])
+	case args[0] == "purge" && webhook == "":
+		return fmt.Errorf("purge needs --webhook <name>")
 	case args[0] == "replay" && id != "" && webhook == "":
 		return fmt.Errorf("replay --id needs --webhook <name> too")
 	case limit < 0:

@@ -55,9 +55,13 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision compiles sources, schemas and webhooks and joins the shared
-// pipeline owned by the chat_webhooks app.
+// Provision compiles sources, schemas and webhooks and declares the
+// webhooks to this configuration's chat_webhooks app, which makes them the
+// running ones when the configuration starts.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	if err := h.check(); err != nil {
+		return fmt.Errorf("chat_webhooks: %v", err)
+	}
 	appIface, err := ctx.App("chat_webhooks")
 	if err != nil {
 		return err
@@ -74,7 +78,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ConversationID: expandSources(h.ConversationID, repl),
 		Defaults:       h.defaults(repl),
 		DecodeLimit:    transform.DefaultDecodeLimit,
-		State:          h.rt.currentState(),
+		State:          h.rt,
 	})
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
@@ -87,12 +91,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	for i := range h.Webhooks {
 		wh, err := h.Webhooks[i].compile(repl, h.Schemas)
-		if err != nil {
-			return fmt.Errorf("chat_webhooks: webhook %s: %v", h.Webhooks[i].URL, err)
+		if err == nil {
+			err = wh.endpoint.Check()
 		}
-		webhookSchemas.Store(wh.endpoint.Name, wh.endpoint.Schema)
-		if err := h.rt.engine.SetEndpoint(wh.endpoint); err != nil {
-			return fmt.Errorf("chat_webhooks: webhook %s: %v", h.Webhooks[i].URL, err)
+		if err == nil {
+			err = app.declare(wh)
+		}
+		if err != nil {
+			return fmt.Errorf("chat_webhooks: webhook %d of this handler: %v", i+1, err)
 		}
 		r.webhooks = append(r.webhooks, wh)
 	}
@@ -100,7 +106,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ctx.Logger().Warn("chat_webhooks has no webhook: events are derived but delivered nowhere")
 	}
 	h.route = r
-	registerMetrics(ctx.GetMetricsRegistry())
 	return nil
 }
 

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +24,7 @@ var metrics = struct {
 	retried          *prometheus.CounterVec
 	dropped          *prometheus.CounterVec
 	deadLettered     *prometheus.CounterVec
-	queueDepth       *queueDepths
+	queueDepth       *prometheus.GaugeVec
 	latency          *prometheus.HistogramVec
 }{
 	queued: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -46,11 +45,10 @@ var metrics = struct {
 	retried:      counter("events_retried_total", "Failed messages scheduled for another attempt.", "webhook", "schema"),
 	dropped:      counter("events_dropped_total", "Webhook messages discarded without delivery, by reason.", "webhook", "schema", "reason"),
 	deadLettered: counter("events_dead_lettered_total", "Webhook messages moved to the dead letters, by reason.", "webhook", "schema", "reason"),
-	queueDepth: &queueDepths{
-		desc: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "queue_depth"),
-			"Webhook messages waiting in the outbox.", []string{"webhook", "schema"}, nil),
-		depth: map[string]int{},
-	},
+	queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "queue_depth",
+		Help: "Webhook messages waiting in the outbox.",
+	}, []string{"webhook", "schema"}),
 	latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "delivery_latency_seconds",
 		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
@@ -85,21 +83,11 @@ func registerMetrics(reg *prometheus.Registry) {
 	}
 }
 
-// webhookSchemas maps webhook names to their schema, for the labels of the
-// delivery events that carry only the webhook's name.
-var webhookSchemas sync.Map
-
-func schemaOf(webhook string) string {
-	s, _ := webhookSchemas.Load(webhook)
-	name, _ := s.(string)
-	return name
-}
-
 // deliveryObserver turns the delivery engine's events into metrics.
 type deliveryObserver struct{}
 
-func (deliveryObserver) Enqueued(webhook string, n int) {
-	metrics.enqueued.WithLabelValues(webhook, schemaOf(webhook)).Add(float64(n))
+func (deliveryObserver) Enqueued(webhook, schema string, n int) {
+	metrics.enqueued.WithLabelValues(webhook, schema).Add(float64(n))
 }
 
 func (deliveryObserver) Delivered(webhook, schema string, latency time.Duration) {
@@ -115,47 +103,20 @@ func (deliveryObserver) Retried(webhook, schema string) {
 	metrics.retried.WithLabelValues(webhook, schema).Inc()
 }
 
-func (deliveryObserver) Dropped(webhook, reason string, n int) {
-	metrics.dropped.WithLabelValues(webhook, schemaOf(webhook), reason).Add(float64(n))
+func (deliveryObserver) Dropped(webhook, schema, reason string, n int) {
+	metrics.dropped.WithLabelValues(webhook, schema, reason).Add(float64(n))
 }
 
-func (deliveryObserver) DeadLettered(webhook, schema, reason string) {
-	metrics.deadLettered.WithLabelValues(webhook, schema, reason).Inc()
+func (deliveryObserver) DeadLettered(webhook, schema, reason string, n int) {
+	metrics.deadLettered.WithLabelValues(webhook, schema, reason).Add(float64(n))
 }
 
-func (deliveryObserver) QueueDepth(webhook string, depth int) {
-	metrics.queueDepth.set(webhook, depth)
+func (deliveryObserver) QueueDepth(webhook, schema string, depth int) {
+	metrics.queueDepth.WithLabelValues(webhook, schema).Set(float64(depth))
 }
 
-// queueDepths is the queue_depth gauge. Its schema label is looked up when
-// scraped, not when the depth changes: messages left in the outbox by an
-// earlier run are counted when the engine starts, before any handler has
-// said which schema their webhook uses. A gauge vector set then would keep
-// a series with an empty schema at that first depth for good.
-type queueDepths struct {
-	desc  *prometheus.Desc
-	mu    sync.Mutex
-	depth map[string]int
-}
-
-func (q *queueDepths) set(webhook string, depth int) {
-	q.mu.Lock()
-	q.depth[webhook] = depth
-	q.mu.Unlock()
-}
-
-// Describe implements prometheus.Collector.
-func (q *queueDepths) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
-
-// Collect implements prometheus.Collector.
-func (q *queueDepths) Collect(ch chan<- prometheus.Metric) {
-	q.mu.Lock()
-	depths := make(map[string]int, len(q.depth))
-	for k, v := range q.depth {
-		depths[k] = v
-	}
-	q.mu.Unlock()
-	for webhook, depth := range depths {
-		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(depth), webhook, schemaOf(webhook))
-	}
+// Removed drops the queue depth of a webhook that is gone; its counters
+// stay, as Prometheus counters do.
+func (deliveryObserver) Removed(webhook, schema string) {
+	metrics.queueDepth.DeleteLabelValues(webhook, schema)
 }

@@ -2,7 +2,11 @@ package caddymodule
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,45 +44,184 @@ type batch struct {
 // pipeline queue, its workers and the delivery engine. It lives in a
 // caddy.UsagePool so that a reload neither loses nor duplicates work.
 //
+// It is built inert when a configuration provisions, and opens its outbox
+// and starts its goroutines only when a configuration starts (activate), so
+// that `caddy validate` and configurations that fail have no effect.
+//
 // One sequencer derives events in the order exchanges finished; it hands
 // them to shards chosen by conversation, whose workers enrich, shape and
-// store them. So the turns of one conversation are stored in order, while a
-// slow user_info lookup holds back only its own shard.
+// store them. So the turns of one conversation are stored in order. A
+// shard whose worker is slow (a slow user_info lookup) holds back only its
+// own conversations: when its buffer is full, its batches are dropped and
+// counted instead of stalling the sequencer.
 type pipeline struct {
+	outbox Outbox
+	logger *zap.Logger
+	queue  chan job
+	shards []chan batch
+
+	// mu orders the configurations' Start and Stop.
+	mu sync.Mutex
+	// engine is nil until the first configuration starts.
 	engine *delivery.Engine
+	// live are the started configurations, oldest first; the last one's
+	// webhooks are the engine's.
+	live    []*App
+	running bool
+
 	// state remembers conversations' attributes across exchanges and
 	// across reloads, so conversation.updated can say what changed; nil
-	// when turned off. Handlers read it at provision.
+	// when turned off. Derivers read it through the pipeline (Get, Put),
+	// so that a reload changing it reaches handlers already provisioned.
 	stateMu  sync.Mutex
-	state    transform.StateStore
+	state    atomic.Pointer[stateHolder]
 	stateCfg ConversationState
 	// stateKV keeps the state in a durable outbox; nil with outbox memory.
 	stateKV    delivery.KV
 	closeState func()
-	queue      chan job
-	shards     []chan batch
-	logger     *zap.Logger
 	wg         sync.WaitGroup
 	// done stops the sequencer. The queue itself is never closed: a handler
 	// of an old configuration may still submit after the pipeline is gone.
 	done    chan struct{}
 	stopped atomic.Bool
-	// dropLogged makes the full-queue warning appear once per burst, not
-	// once per dropped exchange.
-	dropLogged atomic.Bool
+	// dropLogged and overflowLogged make the full-queue warnings appear
+	// once per burst, not once per dropped exchange.
+	dropLogged     atomic.Bool
+	overflowLogged atomic.Bool
 }
 
-func newPipeline(engine *delivery.Engine, stateKV delivery.KV, queueSize, workers int, logger *zap.Logger) *pipeline {
-	rt := &pipeline{engine: engine, stateKV: stateKV, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
-	for i := 0; i < workers; i++ {
-		shard := make(chan batch, 64)
-		rt.shards = append(rt.shards, shard)
-		rt.wg.Add(1)
-		go rt.store(shard)
+type stateHolder struct{ store transform.StateStore }
+
+func newPipeline(ob Outbox, queueSize, workers int, logger *zap.Logger) *pipeline {
+	rt := &pipeline{outbox: ob, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
+	shardSize := max(64, queueSize/workers)
+	for range workers {
+		rt.shards = append(rt.shards, make(chan batch, shardSize))
 	}
-	rt.wg.Add(1)
-	go rt.sequence()
+	rt.state.Store(&stateHolder{})
 	return rt
+}
+
+// activate makes a starting configuration the running one: it opens the
+// outbox on first use, applies the configuration's webhooks (all or
+// nothing), limits and conversation memory, and starts the workers. When no
+// other configuration runs, what the webhooks no longer deliver is moved to
+// the dead letters at once; otherwise when the previous configuration
+// stops (deactivate), since until then a failure to start undoes this.
+func (rt *pipeline) activate(a *App) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.engine == nil {
+		if err := rt.open(a.opts); err != nil {
+			return err
+		}
+	}
+	if err := rt.engine.Apply(a.endpoints()); err != nil {
+		return err
+	}
+	rt.tune(a)
+	rt.live = append(rt.live, a)
+	if len(rt.live) == 1 {
+		rt.commit()
+	}
+	if !rt.running {
+		rt.running = true
+		for _, shard := range rt.shards {
+			rt.wg.Add(1)
+			go rt.store(shard)
+		}
+		rt.wg.Add(1)
+		go rt.sequence()
+	}
+	return nil
+}
+
+// deactivate handles a configuration's Stop. The running configuration
+// stopping beside an older one that still runs failed to start: the older
+// one's settings come back. An older configuration stopping after a newer
+// one started ends the reload: the newer one's webhook set is final.
+func (rt *pipeline) deactivate(a *App) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	i := slices.Index(rt.live, a)
+	if i < 0 {
+		return
+	}
+	wasRunning := i == len(rt.live)-1
+	rt.live = slices.Delete(rt.live, i, i+1)
+	switch {
+	case len(rt.live) == 0:
+	case wasRunning:
+		prev := rt.live[len(rt.live)-1]
+		if err := rt.engine.Apply(prev.endpoints()); err != nil {
+			rt.logger.Error("restoring the running configuration's webhooks", zap.Error(err))
+		}
+		rt.tune(prev)
+	default:
+		rt.commit()
+	}
+}
+
+// open opens the outbox and starts its engine; rt.mu is held.
+func (rt *pipeline) open(opts delivery.Options) error {
+	var store delivery.Store
+	if rt.outbox.Kind == "memory" {
+		store = delivery.NewMemoryStore()
+	} else {
+		if rt.outbox.defaultPath {
+			if err := os.MkdirAll(filepath.Dir(rt.outbox.Path), 0o700); err != nil {
+				return fmt.Errorf("creating the outbox directory: %v", err)
+			}
+		}
+		var err error
+		if store, err = delivery.OpenBolt(rt.outbox.Path); err != nil {
+			return err
+		}
+	}
+	engine, err := delivery.New(store, opts)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	rt.engine = engine
+	rt.stateKV = delivery.KeyValues(store, "conversations")
+	return nil
+}
+
+// tune applies a configuration's limits and conversation memory; rt.mu is
+// held.
+func (rt *pipeline) tune(a *App) {
+	rt.engine.Tune(a.opts)
+	rt.useState(a.ConversationState)
+	if cap(rt.queue) != a.QueueSize || len(rt.shards) != a.Workers {
+		rt.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
+			zap.Int("queue_size", cap(rt.queue)), zap.Int("workers", len(rt.shards)))
+	}
+}
+
+// commit moves what the running webhooks no longer deliver to the dead
+// letters; rt.mu is held.
+func (rt *pipeline) commit() {
+	if err := rt.engine.Commit(); err != nil {
+		rt.logger.Error("moving removed webhooks' messages to the dead letters", zap.Error(err))
+	}
+}
+
+// Get implements transform.StateStore with the current conversation
+// memory.
+func (rt *pipeline) Get(key string) []byte {
+	if s := rt.state.Load().store; s != nil {
+		return s.Get(key)
+	}
+	return nil
+}
+
+// Put implements transform.StateStore with the current conversation
+// memory.
+func (rt *pipeline) Put(key string, attrs []byte) {
+	if s := rt.state.Load().store; s != nil {
+		s.Put(key, attrs)
+	}
 }
 
 // useState applies a configuration's conversation_state. The memory is kept
@@ -87,20 +230,22 @@ func (rt *pipeline) useState(cs *ConversationState) {
 	cfg := cs.withDefaults()
 	rt.stateMu.Lock()
 	defer rt.stateMu.Unlock()
-	if rt.state != nil && cfg == rt.stateCfg {
+	if rt.state.Load().store != nil && cfg == rt.stateCfg {
 		return
 	}
 	rt.stopState()
-	rt.stateCfg, rt.state = cfg, nil
+	rt.stateCfg = cfg
+	rt.state.Store(&stateHolder{})
 	if cfg.Off {
 		return
 	}
 	mem := transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
-	rt.state = mem
+	var store transform.StateStore = mem
 	if rt.stateKV != nil {
 		durable := newDurableState(mem, rt.stateKV, time.Duration(cfg.TTL), rt.logger)
-		rt.state, rt.closeState = durable, durable.close
+		store, rt.closeState = durable, durable.close
 	}
+	rt.state.Store(&stateHolder{store: store})
 }
 
 // stopState writes a durable state's last changes; stateMu must be held.
@@ -109,13 +254,6 @@ func (rt *pipeline) stopState() {
 		rt.closeState()
 		rt.closeState = nil
 	}
-}
-
-// currentState is the conversation memory handlers provisioned now use.
-func (rt *pipeline) currentState() transform.StateStore {
-	rt.stateMu.Lock()
-	defer rt.stateMu.Unlock()
-	return rt.state
 }
 
 // submit hands an exchange to the pipeline without ever blocking: when the
@@ -179,7 +317,7 @@ func (rt *pipeline) derive(j job) {
 		return
 	}
 	if len(rt.shards) == 1 || len(out.Events) == 1 {
-		rt.shards[rt.shardOf(&out.Events[0])] <- batch{route: j.route, end: j.ex.End, events: out.Events}
+		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events})
 		return
 	}
 	byShard := map[int][]transform.Event{}
@@ -192,7 +330,23 @@ func (rt *pipeline) derive(j job) {
 		byShard[i] = append(byShard[i], ev)
 	}
 	for _, i := range order {
-		rt.shards[i] <- batch{route: j.route, end: j.ex.End, events: byShard[i]}
+		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i]})
+	}
+}
+
+// hand gives a batch to shard i without waiting: a shard whose buffer is
+// full (its worker stuck on a slow lookup) loses the batch, counted and
+// logged once per burst, rather than stalling every other shard.
+func (rt *pipeline) hand(i int, b batch) {
+	select {
+	case rt.shards[i] <- b:
+		rt.overflowLogged.Store(false)
+	default:
+		metrics.exchangesDropped.WithLabelValues("shard_full").Inc()
+		if !rt.overflowLogged.Swap(true) {
+			rt.logger.Warn("a pipeline worker is behind (a slow user_info lookup?): dropping its conversations' events until it catches up",
+				zap.Int("shard", i), zap.Int("buffer", cap(rt.shards[i])))
+		}
 	}
 }
 
@@ -263,6 +417,7 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 				msgs = append(msgs, delivery.Message{
 					ID:       id,
 					Endpoint: wh.endpoint.Name,
+					Identity: wh.endpoint.Identity,
 					Lane:     wh.lane(ev),
 					Body:     p.Body,
 					Created:  b.end,
@@ -274,14 +429,22 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 }
 
 // Destruct stops the workers once the queue is drained, then writes the
-// conversation state and stops the engine.
-// It runs when the last configuration using this pipeline is gone.
+// conversation state and stops the engine. It runs when the last
+// configuration using this pipeline is gone; a pipeline that never started
+// has nothing to undo.
 func (rt *pipeline) Destruct() error {
 	rt.stopped.Store(true)
-	close(rt.done)
-	rt.wg.Wait()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.running {
+		close(rt.done)
+		rt.wg.Wait()
+	}
 	rt.stateMu.Lock()
 	rt.stopState()
 	rt.stateMu.Unlock()
+	if rt.engine == nil {
+		return nil
+	}
 	return rt.engine.Close()
 }

@@ -22,28 +22,43 @@ const stateFlushEvery = time.Second
 // store serves every lookup, and changes are written behind to the outbox's
 // key-value space, from which a restart reloads them. On disk each value is
 // the time of its last change (unix seconds, 8 bytes) and the attributes.
+//
+// What expires from memory is deleted from disk too, so that the stored
+// state stays as small as the remembered one: written keeps when each
+// stored conversation last changed.
 type durableState struct {
 	*transform.MemoryState
 	kv     delivery.KV
+	ttl    time.Duration
 	logger *zap.Logger
+	now    func() time.Time // time.Now; tests move it
 
-	mu    sync.Mutex
-	dirty map[string][]byte
-	stop  chan struct{}
-	done  chan struct{}
+	mu      sync.Mutex
+	dirty   map[string][]byte
+	written map[string]int64
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func newDurableState(mem *transform.MemoryState, kv delivery.KV, ttl time.Duration, logger *zap.Logger) *durableState {
-	s := &durableState{MemoryState: mem, kv: kv, logger: logger, dirty: map[string][]byte{},
-		stop: make(chan struct{}), done: make(chan struct{})}
-	s.load(ttl)
+	s := openDurableState(mem, kv, ttl, logger, time.Now)
 	go s.flushLoop()
+	return s
+}
+
+// openDurableState loads what a previous run remembered; flushes are the
+// caller's.
+func openDurableState(mem *transform.MemoryState, kv delivery.KV, ttl time.Duration, logger *zap.Logger, now func() time.Time) *durableState {
+	s := &durableState{MemoryState: mem, kv: kv, ttl: ttl, logger: logger, now: now,
+		dirty: map[string][]byte{}, written: map[string]int64{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	s.load()
 	return s
 }
 
 // load restores what a previous run remembered, oldest first so that the
 // newest end up most recently used, and forgets what has expired.
-func (s *durableState) load(ttl time.Duration) {
+func (s *durableState) load() {
 	type entry struct {
 		key   string
 		at    int64
@@ -51,14 +66,14 @@ func (s *durableState) load(ttl time.Duration) {
 	}
 	var entries []entry
 	var expired []string
-	cutoff := time.Now().Add(-ttl).Unix()
+	cutoff := s.now().Add(-s.ttl).Unix()
 	err := s.kv.Load(func(key string, val []byte) {
 		if len(val) < 8 {
 			expired = append(expired, key)
 			return
 		}
 		at := int64(binary.BigEndian.Uint64(val))
-		if ttl > 0 && at < cutoff {
+		if s.ttl > 0 && at < cutoff {
 			expired = append(expired, key)
 			return
 		}
@@ -71,6 +86,7 @@ func (s *durableState) load(ttl time.Duration) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].at < entries[j].at })
 	for _, e := range entries {
 		s.MemoryState.Put(e.key, e.attrs)
+		s.written[e.key] = e.at
 	}
 	if len(expired) > 0 {
 		if err := s.kv.Write(nil, expired); err != nil {
@@ -83,7 +99,7 @@ func (s *durableState) load(ttl time.Duration) {
 func (s *durableState) Put(key string, attrs []byte) {
 	s.MemoryState.Put(key, attrs)
 	val := make([]byte, 8, 8+len(attrs))
-	binary.BigEndian.PutUint64(val, uint64(time.Now().Unix()))
+	binary.BigEndian.PutUint64(val, uint64(s.now().Unix()))
 	s.mu.Lock()
 	s.dirty[key] = append(val, attrs...)
 	s.mu.Unlock()
@@ -104,15 +120,30 @@ func (s *durableState) flushLoop() {
 	}
 }
 
+// flush writes the changes since the last flush and deletes what has
+// expired since.
 func (s *durableState) flush() {
 	s.mu.Lock()
 	dirty := s.dirty
 	s.dirty = map[string][]byte{}
+	var expired []string
+	for key, val := range dirty {
+		s.written[key] = int64(binary.BigEndian.Uint64(val))
+	}
+	if s.ttl > 0 {
+		cutoff := s.now().Add(-s.ttl).Unix()
+		for key, at := range s.written {
+			if at < cutoff {
+				expired = append(expired, key)
+				delete(s.written, key)
+			}
+		}
+	}
 	s.mu.Unlock()
-	if len(dirty) == 0 {
+	if len(dirty) == 0 && len(expired) == 0 {
 		return
 	}
-	if err := s.kv.Write(dirty, nil); err != nil {
+	if err := s.kv.Write(dirty, expired); err != nil {
 		s.logger.Warn("conversation state not written to the outbox", zap.Int("conversations", len(dirty)), zap.Error(err))
 	}
 }

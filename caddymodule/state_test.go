@@ -6,11 +6,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // A Chatwoot backend whose conversation 150 changes priority, then status:
@@ -112,5 +117,45 @@ func TestConversationStateSurvivesRestart(t *testing.T) {
 	got := patch("high")
 	if ch := gjson.GetBytes(got, "changed_attributes").Raw; !jsonEqual([]byte(ch), []byte(`[{"priority":{"current_value":"high","previous_value":"low"}}]`)) {
 		t.Errorf("after a restart: changed_attributes %s, want priority low -> high", ch)
+	}
+}
+
+func TestConversationStateOnDiskIsPrunedAsItExpires(t *testing.T) {
+	store, err := delivery.OpenBolt(filepath.Join(t.TempDir(), "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	kv := delivery.KeyValues(store, "conversations")
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	stored := func() []string {
+		var keys []string
+		if err := kv.Load(func(k string, _ []byte) { keys = append(keys, k) }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+
+	s := openDurableState(transform.NewMemoryState(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
+	s.Put("old", []byte(`{"status":"open"}`))
+	s.flush()
+	now = now.Add(40 * time.Minute)
+	s.Put("new", []byte(`{"status":"open"}`))
+	s.flush()
+	if got := stored(); !slices.Equal(got, []string{"new", "old"}) {
+		t.Fatalf("stored %v, want both", got)
+	}
+	now = now.Add(30 * time.Minute) // old is 70 minutes old, new 30
+	s.flush()
+	if got := stored(); !slices.Equal(got, []string{"new"}) {
+		t.Fatalf("stored %v after old expired, want [new]", got)
+	}
+	// What a restart loads is pruned the same way.
+	now = now.Add(time.Hour)
+	openDurableState(transform.NewMemoryState(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
+	if got := stored(); len(got) != 0 {
+		t.Fatalf("stored %v after a restart past the TTL, want nothing", got)
 	}
 }

@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,8 +24,12 @@ import (
 // Webhook is one receiver: where events go, in which shape, signed how.
 type Webhook struct {
 	// Name identifies the webhook in the outbox, metrics, logs and the admin
-	// API; default "<schema> <scheme>://<host><path>". Keep it stable:
-	// queued events follow the name across reloads.
+	// API, and must be unique in a configuration. The default is
+	// "<schema> <host> <digest>", where the digest covers everything that
+	// shapes or authorises a delivery: a webhook without a name is a new
+	// webhook whenever any of that changes. Give a name to keep its queue
+	// and dead letters across such changes. URL paths and queries, which
+	// may be secrets, never appear in the default.
 	Name string `json:"name,omitempty"`
 	// URL is fixed configuration; it is never built from traffic.
 	URL string `json:"url"`
@@ -107,6 +113,11 @@ type webhook struct {
 	endpoint delivery.Endpoint
 	shaper   *transform.Shaper
 	redact   []string
+	// spec is the webhook's whole configuration, to tell a webhook declared
+	// twice (a snippet imported in two sites) from two that share a name.
+	spec string
+	// where describes it in errors without its URL's path or query.
+	where string
 }
 
 // shape renders ev's payloads for this webhook, minus redacted fields.
@@ -135,6 +146,9 @@ func (w *webhook) lane(ev *transform.Event) string {
 }
 
 func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*webhook, error) {
+	if err := wh.check(); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(repl.ReplaceKnown(wh.URL, ""))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("url must be an absolute http:// or https:// URL")
@@ -157,14 +171,12 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 
 		MaxConcurrency: wh.MaxConcurrency,
 		DenyPrivate:    wh.DenyPrivate,
+		Ordered:        wh.Ordering != "none",
 	}
 	if wh.TLS != nil {
 		if ep.TLS, err = wh.TLS.config(); err != nil {
 			return nil, err
 		}
-	}
-	if ep.Name == "" {
-		ep.Name = schema + " " + u.Scheme + "://" + u.Host + u.Path
 	}
 	for k, vs := range wh.Headers {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -174,13 +186,6 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 			ep.Header.Add(k, repl.ReplaceKnown(v, ""))
 		}
 	}
-	switch wh.Ordering {
-	case "", "conversation":
-		ep.Ordered = true
-	case "none":
-	default:
-		return nil, fmt.Errorf("ordering %q: write conversation or none", wh.Ordering)
-	}
 	switch {
 	case wh.NoRetry:
 		ep.Retry = []time.Duration{}
@@ -189,6 +194,7 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 			ep.Retry = append(ep.Retry, time.Duration(d))
 		}
 	}
+	var sign *signer.Config
 	if wh.Sign != nil {
 		cfg := *wh.Sign
 		cfg.Secrets = make([]string, len(wh.Sign.Secrets))
@@ -198,6 +204,47 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 		if ep.Scheme, err = cfg.Scheme(); err != nil {
 			return nil, fmt.Errorf("sign: %v", err)
 		}
+		sign = &cfg
 	}
-	return &webhook{endpoint: ep, shaper: shaper, redact: wh.Redact}, nil
+	ep.Identity = identity(wh, ep, sign, custom)
+	if ep.Name == "" {
+		ep.Name = schema + " " + u.Host + " " + ep.Identity[:8]
+	}
+	spec, _ := json.Marshal(wh)
+	return &webhook{endpoint: ep, shaper: shaper, redact: wh.Redact,
+		spec: ep.Identity + string(spec), where: schema + " → " + u.Host}, nil
+}
+
+// identity digests everything that shapes or authorises a delivery of wh,
+// with placeholders resolved: where it goes (URL with its query), what the
+// payload is (schema, custom schema definition, events, body extras,
+// redactions), and how it is authenticated (headers, signing scheme and
+// secrets, TLS). The digest is one-way, so it can name the webhook.
+func identity(wh Webhook, ep delivery.Endpoint, sign *signer.Config, custom []transform.Schema) string {
+	var schemaDef *transform.Schema
+	for i := range custom {
+		if custom[i].Name == ep.Schema {
+			schemaDef = &custom[i]
+		}
+	}
+	var signSpec any
+	if sign != nil {
+		signSpec = struct {
+			Scheme  string
+			Secrets []string
+			Options signer.HMACOptions
+		}{sign.Name, sign.Secrets, sign.HMACOptions}
+	}
+	b, _ := json.Marshal(struct {
+		URL, Schema string
+		SchemaDef   *transform.Schema
+		Events      []string
+		Body        json.RawMessage
+		Redact      []string
+		Header      http.Header
+		Sign        any
+		TLS         *WebhookTLS
+	}{ep.URL, ep.Schema, schemaDef, wh.Events, wh.Body, wh.Redact, ep.Header, signSpec, wh.TLS})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }

@@ -7,15 +7,16 @@ import (
 )
 
 // recordVersion leads every encoded record so that the format can change
-// without misreading old outboxes.
-const recordVersion = 1
+// without misreading old outboxes. Version 2 added Identity; version 1
+// records read with an empty one.
+const recordVersion = 2
 
 var errBadRecord = errors.New("delivery: corrupt stored record")
 
 // encodeRecord is the compact binary form the bolt store writes: varints
 // and length-prefixed strings, so bodies are stored as is (no base64).
 func encodeRecord(r *Record) []byte {
-	b := make([]byte, 0, 64+len(r.ID)+len(r.Endpoint)+len(r.Lane)+len(r.LastError)+len(r.Body))
+	b := make([]byte, 0, 64+len(r.ID)+len(r.Endpoint)+len(r.Lane)+len(r.LastError)+len(r.Identity)+len(r.Body))
 	b = append(b, recordVersion)
 	b = binary.AppendUvarint(b, r.Seq)
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
@@ -27,7 +28,7 @@ func encodeRecord(r *Record) []byte {
 		}
 		b = binary.AppendVarint(b, n)
 	}
-	for _, s := range []string{r.ID, r.Endpoint, r.Lane, r.LastError, r.Reason} {
+	for _, s := range []string{r.ID, r.Endpoint, r.Lane, r.LastError, r.Reason, r.Identity} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -78,8 +79,24 @@ func (d *decoder) field() []byte {
 	return v
 }
 
+// stringFields is the number of length-prefixed strings before the body in
+// each record version.
+func stringFields(version byte) (int, bool) {
+	switch version {
+	case 1:
+		return 5, true
+	case recordVersion:
+		return 6, true
+	}
+	return 0, false
+}
+
 func decodeRecord(b []byte) (*Record, error) {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) == 0 {
+		return nil, errBadRecord
+	}
+	n, ok := stringFields(b[0])
+	if !ok {
 		return nil, errBadRecord
 	}
 	d := &decoder{b: b[1:]}
@@ -88,7 +105,7 @@ func decodeRecord(b []byte) (*Record, error) {
 	r.Attempts = int(d.uvarint())
 	r.LastStatus = int(d.uvarint())
 	r.Created, r.Next, r.DeadAt = d.time(), d.time(), d.time()
-	for _, s := range []*string{&r.ID, &r.Endpoint, &r.Lane, &r.LastError, &r.Reason} {
+	for _, s := range []*string{&r.ID, &r.Endpoint, &r.Lane, &r.LastError, &r.Reason, &r.Identity}[:n] {
 		*s = string(d.field())
 	}
 	r.Body = append([]byte(nil), d.field()...)
@@ -101,7 +118,11 @@ func decodeRecord(b []byte) (*Record, error) {
 // decodeBody returns a copy of the body of an encoded record, skipping the
 // other fields.
 func decodeBody(b []byte) ([]byte, error) {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) == 0 {
+		return nil, errBadRecord
+	}
+	n, ok := stringFields(b[0])
+	if !ok {
 		return nil, errBadRecord
 	}
 	d := &decoder{b: b[1:]}
@@ -111,7 +132,7 @@ func decodeBody(b []byte) ([]byte, error) {
 	d.time()      // Created
 	d.time()      // Next
 	d.time()      // DeadAt
-	for range 5 { // ID, Endpoint, Lane, LastError, Reason
+	for range n { // ID, Endpoint, Lane, LastError, Reason[, Identity]
 		d.field()
 	}
 	body := append([]byte(nil), d.field()...)

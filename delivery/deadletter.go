@@ -1,5 +1,12 @@
 package delivery
 
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
 // DeadLetters returns up to limit dead letters of endpoint, oldest first;
 // endpoint "" lists all endpoints, limit <= 0 means no limit.
 func (e *Engine) DeadLetters(endpoint string, limit int) ([]Record, error) {
@@ -12,10 +19,16 @@ func (e *Engine) DeadLetter(endpoint, id string) (Record, error) {
 }
 
 // Replay queues a dead letter again with a fresh schedule, behind what its
-// lane already holds. Its id and body are unchanged. Replays are not held
-// to MaxQueued: they only move what MaxDeadLetters already bounds.
+// lane already holds, for the endpoint's current Identity (replaying is how
+// an operator sends a message with settings it was not shaped for). Its id
+// and body are unchanged. Replays are not held to MaxQueued: they only move
+// what MaxDeadLetters already bounds. The endpoint must be configured.
 func (e *Engine) Replay(endpoint, id string) error {
-	rec, err := e.store.Revive(endpoint, id)
+	identity, err := e.identityOf(endpoint)
+	if err != nil {
+		return err
+	}
+	rec, err := e.store.Revive(endpoint, id, identity)
 	if err != nil {
 		return err
 	}
@@ -23,15 +36,53 @@ func (e *Engine) Replay(endpoint, id string) error {
 	return nil
 }
 
-// ReplayAll replays every dead letter of endpoint ("" for all endpoints)
-// and returns how many.
+// ReplayAll replays every dead letter of endpoint, which must be
+// configured, or of every configured endpoint when endpoint is "", and
+// returns how many.
 func (e *Engine) ReplayAll(endpoint string) (int, error) {
-	recs, err := e.store.ReviveAll(endpoint)
-	if err != nil {
-		return 0, err
+	names := []string{endpoint}
+	if endpoint == "" {
+		names = e.configured()
 	}
-	e.requeue(recs...)
-	return len(recs), nil
+	n := 0
+	for _, name := range names {
+		identity, err := e.identityOf(name)
+		if err != nil {
+			return n, err
+		}
+		recs, err := e.store.ReviveAll(name, identity)
+		if err != nil {
+			return n, err
+		}
+		e.requeue(recs...)
+		n += len(recs)
+	}
+	return n, nil
+}
+
+// identityOf returns the Identity of the configured endpoint name.
+func (e *Engine) identityOf(name string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.endpoints[name]
+	if st == nil || st.cfg == nil {
+		return "", fmt.Errorf("%w %q is configured: replay to a configured webhook of the same name, or purge its dead letters", ErrUnknownEndpoint, name)
+	}
+	return st.cfg.Identity, nil
+}
+
+// configured returns the names of the configured endpoints, sorted.
+func (e *Engine) configured() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var names []string
+	for name, st := range e.endpoints {
+		if st.cfg != nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // DeleteDeadLetter deletes a dead letter for good, or returns ErrNotFound.
@@ -39,6 +90,63 @@ func (e *Engine) DeleteDeadLetter(endpoint, id string) error {
 	return e.store.Forget(endpoint, id)
 }
 
+// Purged is what Purge deleted.
+type Purged struct {
+	Queued      int `json:"queued"`
+	DeadLetters int `json:"dead_letters"`
+}
+
+// Purge deletes every queued message and every dead letter of endpoint,
+// for a receiver that must get nothing more (a compromised one, or one
+// removed for good). An attempt in flight finishes and its message is then
+// deleted whatever the outcome. It fails with ErrUnknownEndpoint for a name
+// that is neither configured nor holds anything.
+func (e *Engine) Purge(endpoint string) (Purged, error) {
+	e.mu.Lock()
+	st := e.endpoints[endpoint]
+	var out []*entry
+	schema := ""
+	if st != nil {
+		out = st.takeAll(ReasonPurged)
+		schema = st.schema
+		for _, en := range out {
+			e.queued--
+			e.queuedBytes -= int64(en.size)
+		}
+		e.obs.QueueDepth(endpoint, schema, st.queued)
+	}
+	configured := st != nil && st.cfg != nil
+	e.mu.Unlock()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	wg.Add(len(out))
+	for _, en := range out {
+		e.store.Delete(en.seq, func(err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	dead, err := e.store.ForgetAll(endpoint)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	p := Purged{Queued: len(out), DeadLetters: dead}
+	if !configured && p == (Purged{}) {
+		return p, fmt.Errorf("%w %q holds messages: see the stats for the names", ErrUnknownEndpoint, endpoint)
+	}
+	if p.Queued > 0 {
+		e.obs.Dropped(endpoint, schema, ReasonPurged, p.Queued)
+	}
+	return p, errors.Join(errs...)
+}
 // requeue puts revived records back in their lanes.
 func (e *Engine) requeue(recs ...*Record) {
 	e.mu.Lock()
@@ -46,6 +154,9 @@ func (e *Engine) requeue(recs ...*Record) {
 	for _, r := range recs {
 		e.queue(r)
 	}
-	byEndpoint(recs, func(name string, _ int) { e.obs.QueueDepth(name, e.endpoints[name].queued) })
+	byEndpoint(recs, func(name string, _ int) {
+		st := e.endpoints[name]
+		e.obs.QueueDepth(name, st.schema, st.queued)
+	})
 	e.poke()
 }

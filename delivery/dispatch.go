@@ -76,11 +76,13 @@ func (e *Engine) schedule(now, wake time.Time) {
 	e.timer = e.clock.AfterFunc(wake.Sub(now), e.poke)
 }
 
-// start launches an attempt on l's head. The caller holds mu.
+// start launches an attempt on l's head, with the configuration of the
+// identity it was shaped for. The caller holds mu.
 func (e *Engine) start(st *endpointState, l *lane) {
 	e.busy++
 	e.attempts.Add(1)
-	go e.attempt(st, st.cfg, l, l.head())
+	en := l.head()
+	go e.attempt(st, st.configFor(en.identity), l, en)
 }
 
 // bodyRetry is how long a message whose body could not be read from the
@@ -110,7 +112,10 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *en
 		return
 	}
 	now := e.clock.Now()
-	v := e.settle(cfg, rec, out, now)
+	e.mu.Lock()
+	retire := en.retire // set by Commit or Purge during the attempt
+	e.mu.Unlock()
+	v := e.settle(cfg, rec, out, now, retire)
 
 	e.mu.Lock()
 	e.busy--
@@ -122,6 +127,9 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *en
 	st.release(l, v.done())
 	breakerWas := st.breaker.record(now, out.ok())
 	logs := e.report(st, cfg, rec, v, now, breakerWas)
+	if st.cfg == nil && st.queued == 0 && e.endpoints[st.name] == st {
+		delete(e.endpoints, st.name) // removed, and its last attempt is over
+	}
 	e.poke()
 	e.mu.Unlock()
 	for _, f := range logs {
@@ -168,27 +176,31 @@ func (e *Engine) wrote(name, id string, err error) {
 type verdict struct {
 	out     outcome
 	dead    string // dead letter reason, if it became one
+	purged  bool   // deleted undelivered: its webhook was purged
 	trimmed int    // dead letters deleted to make room
 }
 
-func (v verdict) done() bool { return v.out.ok() || v.dead != "" }
+func (v verdict) done() bool { return v.out.ok() || v.dead != "" || v.purged }
 
 // settle records an attempt on rec and writes the consequence to the store:
-// delete when delivered, bury when there is nothing left to try, else save
-// the next attempt's time so that a restart keeps the schedule. The lane
-// moves on once a delete is queued, not committed (see Store.Delete).
-func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.Time) verdict {
-	v := verdict{out: out}
+// delete when delivered (or purged meanwhile), bury when there is nothing
+// left to try or its webhook was removed meanwhile (retire), else save the
+// next attempt's time so that a restart keeps the schedule. The lane moves
+// on once a delete is queued, not committed (see Store.Delete).
+func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.Time, retire string) verdict {
+	v := verdict{out: out, purged: retire == ReasonPurged}
 	rec.Attempts++
 	rec.LastStatus = out.status
 	name, id := rec.Endpoint, rec.ID
-	if out.ok() {
+	if out.ok() || v.purged {
 		e.store.Delete(rec.Seq, func(err error) { e.wrote(name, id, err) })
 		return v
 	}
 	rec.LastError = out.detail
 	delay, again := backoff(cfg.Retry, rec.Attempts, out.retryAfter, e.jitter())
 	switch {
+	case retire != "":
+		v.dead = retire
 	case out.reason == ReasonGone:
 		v.dead = ReasonGone
 	case !again:
@@ -234,19 +246,19 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 			})
 		}
 		if v.dead != "" {
-			e.obs.DeadLettered(name, schema, v.dead)
+			e.obs.DeadLettered(name, schema, v.dead, 1)
 			if st.firstTime("dead:" + v.dead) {
 				add(func() {
 					e.log.Warn("webhook moved to dead letters", "endpoint", name, "reason", v.dead,
 						"attempts", attempts, "id", id)
 				})
 			}
-		} else {
+		} else if !v.purged {
 			e.obs.Retried(name, schema)
 		}
 	}
 	if v.trimmed > 0 {
-		e.obs.Dropped(name, ReasonDeadLetters, v.trimmed)
+		e.obs.Dropped(name, schema, ReasonDeadLetters, v.trimmed)
 		if st.firstTime("trim") {
 			add(func() {
 				e.log.Warn("deleting the oldest dead letters", "endpoint", name, "max_dead_letters", maxDead)
@@ -263,6 +275,6 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 	case breakerWas != BreakerClosed && is == BreakerClosed:
 		add(func() { e.log.Info("webhook circuit breaker closed: resuming deliveries", "endpoint", name) })
 	}
-	e.obs.QueueDepth(name, st.queued)
+	e.obs.QueueDepth(name, schema, st.queued)
 	return logs
 }

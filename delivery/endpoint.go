@@ -21,6 +21,14 @@ type Endpoint struct {
 	// Name identifies the endpoint in storage, metrics and the admin API.
 	// Keep it stable across config reloads: pending messages follow it.
 	Name string
+	// Identity digests everything that shapes or authorises a delivery
+	// (URL, payload shape, headers, secrets...). Messages carry the
+	// identity they were shaped for and are sent only with the settings of
+	// an endpoint of that identity: when a reload changes it, what was
+	// queued before keeps the settings it was shaped for, and after a
+	// restart it becomes a dead letter (ReasonChanged) rather than going
+	// out with settings it was not made for.
+	Identity string
 	// URL is the absolute http:// or https:// address messages are POSTed to.
 	URL string
 	// Schema is the payload schema's name, used as a metric label only.
@@ -125,6 +133,14 @@ func newEndpointConfig(ep Endpoint) (*endpointConfig, error) {
 	cleanHeader(c.Header)
 	c.client = newClient(c)
 	return c, nil
+}
+
+// Check reports what would make Apply or SetEndpoint refuse ep, without
+// changing anything: for a configuration that must be checked whole before
+// it is applied.
+func (ep Endpoint) Check() error {
+	_, err := newEndpointConfig(ep)
+	return err
 }
 
 // newClient gives each endpoint its own transport, because TLS settings,

@@ -24,9 +24,9 @@ import (
 // (ReasonQueueFull); what is queued already is kept.
 var ErrQueueFull = errors.New("delivery: outbox full")
 
-// ErrUnknownEndpoint is returned by Enqueue for a message whose Endpoint has
-// not been set.
-var ErrUnknownEndpoint = errors.New("delivery: unknown endpoint")
+// ErrUnknownEndpoint is returned by Replay, ReplayAll and Purge for a name
+// that is not configured (and, for Purge, holds nothing).
+var ErrUnknownEndpoint = errors.New("delivery: no such webhook")
 
 // Options configure an Engine. Zero fields take the defaults.
 type Options struct {
@@ -115,8 +115,9 @@ type Engine struct {
 
 // New starts an Engine on store, which it owns from then on (Close closes
 // it). Pending messages found in the store, left by an earlier run or a
-// crash, keep their attempt counts and schedule; they wait until
-// SetEndpoint names their endpoint.
+// crash, keep their attempt counts and schedule; they wait until Apply or
+// SetEndpoint configures their endpoint, and Commit buries those that no
+// endpoint claims.
 func New(store Store, opts Options) (*Engine, error) {
 	if store == nil {
 		return nil, errors.New("delivery: New needs a Store")
@@ -139,9 +140,6 @@ func New(store Store, opts Options) (*Engine, error) {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	for _, r := range pending {
 		e.queue(r)
-	}
-	for _, st := range e.endpoints {
-		e.obs.QueueDepth(st.name, st.queued)
 	}
 	e.attempts.Add(1)
 	go e.run()
@@ -167,11 +165,10 @@ func (e *Engine) queue(r *Record) {
 	e.queuedBytes += int64(len(r.Body))
 }
 
-// SetEndpoint adds an endpoint or replaces the one of the same Name. It is
-// meant to be called again on every config reload; attempts in flight
-// finish with the settings they started with. Messages of a Name with no
-// endpoint wait, counted in Stats. The breaker is kept unless the URL
-// changed.
+// SetEndpoint adds an endpoint or replaces the one of the same Name,
+// leaving the others as they are. Attempts in flight finish with the
+// settings they started with; messages queued for another Identity of the
+// same Name keep theirs. The breaker is kept unless the URL changed.
 func (e *Engine) SetEndpoint(ep Endpoint) error {
 	cfg, err := newEndpointConfig(ep)
 	if err != nil {
@@ -182,16 +179,115 @@ func (e *Engine) SetEndpoint(ep Endpoint) error {
 	if e.closed {
 		return ErrClosed
 	}
-	st := e.state(ep.Name)
-	if st.cfg != nil {
-		st.cfg.client.CloseIdleConnections()
-		if st.cfg.URL != cfg.URL {
-			st.breaker = newBreaker(e.opts.Breaker)
-		}
-	}
-	st.configure(cfg)
+	e.set(cfg)
 	e.poke()
 	return nil
+}
+
+// set installs cfg; the caller holds mu.
+func (e *Engine) set(cfg *endpointConfig) {
+	st := e.state(cfg.Name)
+	if st.cfg != nil && st.cfg.URL != cfg.URL {
+		st.breaker = newBreaker(e.opts.Breaker)
+	}
+	st.configure(cfg)
+	e.obs.QueueDepth(st.name, st.schema, st.queued)
+}
+
+// Apply makes eps the whole set of endpoints, as a configuration load
+// does: new ones are added, changed ones replaced as SetEndpoint does, and
+// those not in eps stop being attempted at once. Their messages stay
+// stored until Commit, so that Apply with the previous set undoes it; all
+// endpoints are checked before anything changes.
+func (e *Engine) Apply(eps []Endpoint) error {
+	cfgs := make([]*endpointConfig, len(eps))
+	names := make(map[string]bool, len(eps))
+	for i, ep := range eps {
+		cfg, err := newEndpointConfig(ep)
+		if err != nil {
+			return err
+		}
+		if names[ep.Name] {
+			return fmt.Errorf("delivery: two endpoints named %q", ep.Name)
+		}
+		names[ep.Name] = true
+		cfgs[i] = cfg
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	for name, st := range e.endpoints {
+		if !names[name] {
+			st.configure(nil)
+		}
+	}
+	for _, cfg := range cfgs {
+		e.set(cfg)
+	}
+	e.poke()
+	return nil
+}
+
+// Commit moves to the dead letters what the endpoints set now will never
+// deliver: every message of a Name that is not configured
+// (ReasonRemoved), and messages shaped for an Identity that its Name no
+// longer has and that nothing delivers (ReasonChanged). They can be
+// replayed to an endpoint of the same Name. Attempts in flight finish; a
+// failed one is buried then.
+func (e *Engine) Commit() error {
+	type burial struct {
+		name, schema, reason string
+		seqs                 []uint64
+	}
+	var burials []burial
+	e.mu.Lock()
+	for name, st := range e.endpoints {
+		b := burial{name: name, schema: st.schema, reason: ReasonChanged}
+		var out []*entry
+		if st.cfg == nil {
+			b.reason = ReasonRemoved
+			out = st.takeAll(ReasonRemoved)
+		} else {
+			out, st.waiting = st.waiting, nil
+			st.queued -= len(out)
+		}
+		for _, en := range out {
+			b.seqs = append(b.seqs, en.seq)
+			e.queued--
+			e.queuedBytes -= int64(en.size)
+		}
+		if len(out) > 0 {
+			burials = append(burials, b)
+		}
+		if st.cfg == nil {
+			e.obs.Removed(name, st.schema)
+			if st.queued == 0 {
+				delete(e.endpoints, name)
+			}
+		} else if len(out) > 0 {
+			e.obs.QueueDepth(name, st.schema, st.queued)
+		}
+	}
+	keep := e.opts.MaxDeadLetters
+	now := e.clock.Now()
+	e.mu.Unlock()
+	var errs []error
+	for _, b := range burials {
+		trimmed, err := e.store.BuryPending(b.seqs, b.reason, now, keep)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delivery: moving %d messages of %q to the dead letters: %w", len(b.seqs), b.name, err))
+			continue
+		}
+		e.obs.DeadLettered(b.name, b.schema, b.reason, len(b.seqs))
+		if trimmed > 0 {
+			e.obs.Dropped(b.name, b.schema, ReasonDeadLetters, trimmed)
+		}
+		e.log.Warn("queued webhook messages moved to the dead letters: replay them to a webhook of this name, or purge them",
+			"endpoint", b.name, "reason", b.reason, "messages", len(b.seqs))
+	}
+	return errors.Join(errs...)
 }
 
 // Tune applies o's Workers, MaxQueued, MaxQueuedBytes, MaxDeadLetters and
@@ -210,22 +306,14 @@ func (e *Engine) Tune(o Options) {
 	e.poke()
 }
 
-// RemoveEndpoint forgets an endpoint's settings. Its pending messages stay
-// stored and wait until an endpoint of that name is set again.
-func (e *Engine) RemoveEndpoint(name string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if st := e.endpoints[name]; st != nil && st.cfg != nil {
-		st.cfg.client.CloseIdleConnections()
-		st.configure(nil)
-	}
-}
-
 // Enqueue stores messages for delivery and returns once they are durable in
 // the store. Each body goes through its endpoint's Scheme.Prepare first and
-// is sent exactly so on every attempt. Either all messages are accepted or
-// none: it fails with ErrUnknownEndpoint, ErrQueueFull, ErrClosed, a
-// Prepare error, or a store error.
+// is sent exactly so on every attempt. A message for a Name that is not
+// configured, or for an Identity that no endpoint of its Name has any more
+// (an old configuration finishing a long exchange after a reload), is
+// stored straight into the dead letters (ReasonRemoved, ReasonChanged).
+// Either all messages are accepted or none: it fails with ErrQueueFull,
+// ErrClosed, a Prepare error, or a store error.
 func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -237,7 +325,7 @@ func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	e.mu.Lock()
 	for i, m := range msgs {
 		if st := e.endpoints[m.Endpoint]; st != nil {
-			cfgs[i] = st.cfg
+			cfgs[i] = st.configFor(m.Identity)
 		}
 	}
 	closed := e.closed
@@ -250,16 +338,13 @@ func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	recs := make([]*Record, len(msgs))
 	var size int64
 	for i, m := range msgs {
-		if cfgs[i] == nil {
-			return fmt.Errorf("%w %q", ErrUnknownEndpoint, m.Endpoint)
-		}
 		if m.ID == "" {
 			return fmt.Errorf("delivery: message for %q has no ID", m.Endpoint)
 		}
-		if s := cfgs[i].Scheme; s != nil {
-			body, err := s.Prepare(m.Body)
+		if c := cfgs[i]; c != nil && c.Scheme != nil {
+			body, err := c.Scheme.Prepare(m.Body)
 			if err != nil {
-				e.obs.Dropped(m.Endpoint, ReasonPrepare, 1)
+				e.obs.Dropped(m.Endpoint, c.Schema, ReasonPrepare, 1)
 				return fmt.Errorf("delivery: preparing message %s for %q: %w", m.ID, m.Endpoint, err)
 			}
 			m.Body = body
@@ -278,20 +363,63 @@ func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	err := e.store.Add(recs)
 
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.queued -= len(recs)
 	e.queuedBytes -= size
 	if err != nil {
+		e.mu.Unlock()
 		return fmt.Errorf("delivery: storing messages: %w", err)
 	}
-	for _, r := range recs {
+	var orphans []*Record
+	for i, r := range recs {
+		if cfgs[i] == nil {
+			orphans = append(orphans, r)
+			continue
+		}
 		e.queue(r)
 	}
 	byEndpoint(recs, func(name string, n int) {
-		e.obs.Enqueued(name, n)
-		e.obs.QueueDepth(name, e.endpoints[name].queued)
+		if st := e.endpoints[name]; st != nil && st.cfg != nil {
+			e.obs.Enqueued(name, st.schema, n)
+			e.obs.QueueDepth(name, st.schema, st.queued)
+		}
 	})
 	e.poke()
+	keep := e.opts.MaxDeadLetters
+	e.mu.Unlock()
+	if len(orphans) > 0 {
+		return e.buryOrphans(orphans, keep)
+	}
+	return nil
+}
+
+// buryOrphans moves just-stored messages that no endpoint delivers to the
+// dead letters.
+func (e *Engine) buryOrphans(recs []*Record, keep int) error {
+	now := e.clock.Now()
+	e.mu.Lock()
+	reasons := make([]string, len(recs))
+	for i, r := range recs {
+		reasons[i] = ReasonRemoved
+		if st := e.endpoints[r.Endpoint]; st != nil && st.cfg != nil {
+			reasons[i] = ReasonChanged
+		}
+	}
+	e.mu.Unlock()
+	var errs []error
+	for i, r := range recs {
+		trimmed, err := e.store.BuryPending([]uint64{r.Seq}, reasons[i], now, keep)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.obs.DeadLettered(r.Endpoint, "", reasons[i], 1)
+		if trimmed > 0 {
+			e.obs.Dropped(r.Endpoint, "", ReasonDeadLetters, trimmed)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("delivery: storing messages of removed webhooks as dead letters: %w", errors.Join(errs...))
+	}
 	return nil
 }
 
@@ -305,7 +433,13 @@ func (e *Engine) reserve(recs []*Record, size int64) error {
 		return ErrClosed
 	}
 	if e.queued+len(recs) > e.opts.MaxQueued || e.queuedBytes+size > e.opts.MaxQueuedBytes {
-		byEndpoint(recs, func(name string, n int) { e.obs.Dropped(name, ReasonQueueFull, n) })
+		byEndpoint(recs, func(name string, n int) {
+			schema := ""
+			if st := e.endpoints[name]; st != nil {
+				schema = st.schema
+			}
+			e.obs.Dropped(name, schema, ReasonQueueFull, n)
+		})
 		if !e.fullLogged {
 			e.fullLogged = true
 			e.log.Warn("webhook outbox full: refusing new messages until it drains",
@@ -363,8 +497,8 @@ func (e *Engine) Close() error {
 
 // EndpointStats describes one endpoint's queue.
 type EndpointStats struct {
-	// Configured is false while messages wait for an endpoint of this name.
-	Configured bool `json:"configured"`
+	// Schema is the payload schema's name.
+	Schema string `json:"schema,omitempty"`
 	// Queued counts pending messages, in flight included.
 	Queued int `json:"queued"`
 	// InFlight counts attempts under way.
@@ -385,8 +519,12 @@ type Stats struct {
 	QueuedBytes int64 `json:"queued_bytes"`
 	// InFlight counts attempts under way, against Workers.
 	InFlight int `json:"in_flight"`
-	// Endpoints has every endpoint set, waited for, or holding dead letters.
+	// Endpoints has every configured endpoint.
 	Endpoints map[string]EndpointStats `json:"endpoints"`
+	// OrphanedDeadLetters counts the dead letters of names that are not
+	// configured (removed webhooks), which can be replayed once a webhook
+	// of that name is back, or purged.
+	OrphanedDeadLetters map[string]int `json:"orphaned_dead_letters,omitempty"`
 }
 
 // Stats returns the queue depths and breaker states. Dead letter counts come
@@ -397,8 +535,11 @@ func (e *Engine) Stats() (Stats, error) {
 	defer e.mu.Unlock()
 	s := Stats{Queued: e.queued, QueuedBytes: e.queuedBytes, InFlight: e.busy, Endpoints: map[string]EndpointStats{}}
 	for name, st := range e.endpoints {
+		if st.cfg == nil {
+			continue
+		}
 		s.Endpoints[name] = EndpointStats{
-			Configured:  st.cfg != nil,
+			Schema:      st.schema,
 			Queued:      st.queued,
 			InFlight:    st.inflight,
 			Lanes:       len(st.lanes),
@@ -407,8 +548,11 @@ func (e *Engine) Stats() (Stats, error) {
 		}
 	}
 	for name, n := range dead {
-		if _, ok := s.Endpoints[name]; !ok {
-			s.Endpoints[name] = EndpointStats{DeadLetters: n, Breaker: BreakerClosed}
+		if _, ok := s.Endpoints[name]; !ok && n > 0 {
+			if s.OrphanedDeadLetters == nil {
+				s.OrphanedDeadLetters = map[string]int{}
+			}
+			s.OrphanedDeadLetters[name] = n
 		}
 	}
 	return s, err

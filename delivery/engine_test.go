@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,12 +26,14 @@ func TestBreakerStopsAttemptsThenRecovers(t *testing.T) {
 	h.waitCount("failed:rx", 10)
 	// The breaker is open: the dispatcher sleeps until the cool-down ends
 	// instead of attempting the 10 messages never tried.
-	if d := h.clock.advanceToTimer(t); d != 30*time.Second {
+	// Counted before the clock moves: advancing releases the probe.
+	if d := h.clock.waitTimer(t); d != 30*time.Second {
 		t.Fatalf("next wake in %s, want the 30s cool-down", d)
 	}
 	if st, _ := h.eng.Stats(); rx.count() != 10 {
 		t.Fatalf("%d attempts while open (stats %+v), want 10", rx.count(), st)
 	}
+	h.clock.Advance(30 * time.Second)
 	// Cool-down over: a single probe, which fails and re-opens for 60s.
 	h.waitCount("failed:rx", 11)
 	if d := h.clock.waitTimer(t); d != time.Minute {
@@ -99,7 +102,6 @@ func TestEnqueueErrors(t *testing.T) {
 		msg  Message
 		want string
 	}{
-		{"unknown endpoint", Message{ID: "1", Endpoint: "nope", Body: []byte(`{}`)}, "unknown endpoint"},
 		{"no id", Message{Endpoint: "rx", Body: []byte(`{}`)}, "has no ID"},
 		{"prepare fails", Message{ID: "1", Endpoint: "rx", Body: []byte(`not json`)}, "preparing message"},
 	}
@@ -120,24 +122,120 @@ func TestEnqueueErrors(t *testing.T) {
 	}
 }
 
-func TestMessagesWaitForTheirEndpoint(t *testing.T) {
+func TestRemovedEndpointStopsAndItsQueueBecomesDeadLetters(t *testing.T) {
 	rx := newReceiver(t, answers(response{status: 503}))
 	h := newHarness(t, NewMemoryStore(), Options{})
 	h.set(endpoint(rx.URL))
-	h.enqueue(msg("A", 1))
+	h.enqueue(msg("A", 1), msg("A", 2))
 	h.waitCount("retried:rx", 1)
-	h.eng.RemoveEndpoint("rx")
-	if err := h.eng.Enqueue(t.Context(), msg("A", 2)); !errors.Is(err, ErrUnknownEndpoint) {
-		t.Fatalf("Enqueue to a removed endpoint = %v, want ErrUnknownEndpoint", err)
+
+	// Apply without rx stops it at once; until Commit, applying it again
+	// undoes the removal (a configuration that failed to start).
+	if err := h.eng.Apply(nil); err != nil {
+		t.Fatal(err)
 	}
 	h.clock.Advance(time.Hour)
-	if st, _ := h.eng.Stats(); rx.count() != 1 || st.Endpoints["rx"].Configured || st.Endpoints["rx"].Queued != 1 {
-		t.Fatalf("%d attempts, stats %+v; want the message to wait, counted", rx.count(), st)
+	if st, _ := h.eng.Stats(); rx.count() != 1 || len(st.Endpoints) != 0 || st.Queued != 2 {
+		t.Fatalf("%d attempts, stats %+v; want no attempt, rx unlisted, 2 queued", rx.count(), st)
 	}
-	// Setting it again, with changed settings as a reload would, resumes.
+	if err := h.eng.Apply([]Endpoint{endpoint(rx.URL)}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitCount("retried:rx", 2)
+	if err := h.eng.Apply(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eng.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// A message of an old configuration arriving after the removal is kept
+	// as a dead letter too.
+	if err := h.eng.Enqueue(t.Context(), msg("A", 3)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := h.eng.Stats()
+	dead, _ := h.eng.DeadLetters("rx", 0)
+	if st.Queued != 0 || st.OrphanedDeadLetters["rx"] != 3 || len(dead) != 3 || dead[0].Reason != ReasonRemoved || dead[2].Reason != ReasonRemoved {
+		t.Fatalf("stats %+v, dead letters %+v; want the 3 messages dead with reason %s", st, dead, ReasonRemoved)
+	}
+	if h.obs.get("dead:rx:"+ReasonRemoved) != 3 || h.obs.get("removed:rx") == 0 {
+		t.Errorf("observer: %v", h.obs.counts)
+	}
+	if _, err := h.eng.ReplayAll("rx"); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Errorf("ReplayAll of a removed endpoint = %v, want ErrUnknownEndpoint", err)
+	}
+
+	// Back under the same name, its dead letters can be replayed, in order.
 	rx.setRespond(answers(response{status: 200}))
 	h.set(endpoint(rx.URL, func(e *Endpoint) { e.Timeout = time.Second }))
-	h.waitCount("delivered:rx", 1)
+	if n, err := h.eng.ReplayAll("rx"); err != nil || n != 3 {
+		t.Fatalf("ReplayAll = %d, %v", n, err)
+	}
+	h.waitCount("delivered:rx", 3)
+	if got := delivered(rx.got()); !slices.Equal(got["A"], []int{1, 2, 3}) {
+		t.Errorf("delivered %v, want A [1 2 3]", got)
+	}
+}
+
+func TestMessagesAreSentWithTheIdentityTheyWereShapedFor(t *testing.T) {
+	rx := newReceiver(t, answers(response{status: 503}, response{status: 200}))
+	h := newHarness(t, NewMemoryStore(), Options{})
+	gen := func(n string) Endpoint {
+		return endpoint(rx.URL, func(e *Endpoint) {
+			e.Identity = "gen" + n
+			e.Header = http.Header{"X-Gen": {n}}
+		})
+	}
+	h.set(gen("1"))
+	first := msg("A", 1)
+	first.Identity = "gen1"
+	h.enqueue(first)
+	h.waitCount("retried:rx", 1)
+
+	// A reload changes the header: the queued message keeps generation 1's,
+	// the next one gets generation 2's, in lane order.
+	h.set(gen("2"))
+	second := msg("A", 2)
+	second.Identity = "gen2"
+	h.enqueue(second)
+	h.clock.Advance(time.Hour)
+	h.waitCount("delivered:rx", 2)
+	got := rx.got()
+	if len(got) != 3 || got[1].Header.Get("X-Gen") != "1" || got[2].Header.Get("X-Gen") != "2" {
+		t.Fatalf("deliveries %v; want the retry of A1 with X-Gen 1, then A2 with X-Gen 2", got)
+	}
+
+	// A message of an identity that is gone (an old configuration's, after
+	// a restart) is not sent with the current settings.
+	stale := msg("A", 3)
+	stale.Identity = "gen1"
+	if err := h.eng.Enqueue(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+	if dead, _ := h.eng.DeadLetters("rx", 0); len(dead) != 1 || dead[0].Reason != ReasonChanged {
+		t.Fatalf("dead letters %+v, want A3 with reason %s", dead, ReasonChanged)
+	}
+}
+
+func TestPurgeDeletesQueueAndDeadLetters(t *testing.T) {
+	rx := newReceiver(t, answers(response{status: 410}, response{status: 503}))
+	h := newHarness(t, NewMemoryStore(), Options{})
+	h.set(endpoint(rx.URL))
+	h.enqueue(msg("A", 1))
+	h.waitCount("dead:rx", 1)
+	h.enqueue(msg("B", 1), msg("B", 2))
+	h.waitCount("retried:rx", 1)
+	p, err := h.eng.Purge("rx")
+	if err != nil || p != (Purged{Queued: 2, DeadLetters: 1}) {
+		t.Fatalf("Purge = %+v, %v; want 2 queued and 1 dead letter", p, err)
+	}
+	h.clock.Advance(time.Hour)
+	if st, _ := h.eng.Stats(); st.Queued != 0 || st.Endpoints["rx"].DeadLetters != 0 || rx.count() != 2 {
+		t.Errorf("after purge: %+v, %d attempts", st, rx.count())
+	}
+	if _, err := h.eng.Purge("nosuch"); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Errorf("Purge of an unknown name = %v, want ErrUnknownEndpoint", err)
+	}
 }
 
 func TestLogsOneLinePerFailureReason(t *testing.T) {

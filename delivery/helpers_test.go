@@ -139,19 +139,20 @@ func (r *recorder) get(key string) int {
 	return r.counts[key]
 }
 
-func (r *recorder) Enqueued(ep string, n int)               { r.add("enqueued:"+ep, n) }
+func (r *recorder) Enqueued(ep, _ string, n int)            { r.add("enqueued:"+ep, n) }
 func (r *recorder) Delivered(ep, _ string, _ time.Duration) { r.add("delivered:"+ep, 1) }
 func (r *recorder) Failed(ep, _ string, reason string, _ int) {
 	r.add("failed:"+ep, 1)
 	r.add("failed:"+ep+":"+reason, 1)
 }
-func (r *recorder) Retried(ep, _ string)             { r.add("retried:"+ep, 1) }
-func (r *recorder) Dropped(ep, reason string, n int) { r.add("dropped:"+ep+":"+reason, n) }
-func (r *recorder) DeadLettered(ep, _ string, reason string) {
-	r.add("dead:"+ep, 1)
-	r.add("dead:"+ep+":"+reason, 1)
+func (r *recorder) Retried(ep, _ string)                { r.add("retried:"+ep, 1) }
+func (r *recorder) Dropped(ep, _, reason string, n int) { r.add("dropped:"+ep+":"+reason, n) }
+func (r *recorder) DeadLettered(ep, _ string, reason string, n int) {
+	r.add("dead:"+ep, n)
+	r.add("dead:"+ep+":"+reason, n)
 }
-func (r *recorder) QueueDepth(ep string, depth int) {}
+func (r *recorder) QueueDepth(string, string, int) {}
+func (r *recorder) Removed(ep, _ string)           { r.add("removed:"+ep, 1) }
 
 // testScheme signs with HMAC-SHA256 over id.ts.body, and compacts JSON in
 // Prepare so that tests can tell the prepared body from the original.

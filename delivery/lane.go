@@ -10,8 +10,11 @@ import (
 // scheduling, the limits and the next Save need, without the body, which
 // is read from the Store when an attempt is due.
 type entry struct {
-	seq        uint64
-	id         string
+	seq uint64
+	id  string
+	// identity is the endpoint identity the message is delivered with
+	// (Message.Identity), set from the endpoint's when it was empty.
+	identity   string
 	lane       string
 	size       int // len(Body), counted against MaxQueuedBytes
 	attempts   int
@@ -19,11 +22,15 @@ type entry struct {
 	lastError  string
 	next       time.Time
 	created    time.Time
+	// retire, set while the entry is in flight, says what to do after the
+	// attempt instead of retrying: bury it with this reason, or delete it
+	// (reasonPurged).
+	retire string
 }
 
 func newEntry(r *Record) *entry {
 	return &entry{
-		seq: r.Seq, id: r.ID, lane: r.Lane, size: len(r.Body),
+		seq: r.Seq, id: r.ID, identity: r.Identity, lane: r.Lane, size: len(r.Body),
 		attempts: r.Attempts, lastStatus: r.LastStatus, lastError: r.LastError,
 		next: r.Next, created: r.Created,
 	}
@@ -32,7 +39,7 @@ func newEntry(r *Record) *entry {
 // record rebuilds the pending Record of endpoint with body.
 func (en *entry) record(endpoint string, body []byte) *Record {
 	return &Record{
-		Message: Message{ID: en.id, Endpoint: endpoint, Lane: en.lane, Body: body, Created: en.created},
+		Message: Message{ID: en.id, Endpoint: endpoint, Identity: en.identity, Lane: en.lane, Body: body, Created: en.created},
 		Seq:     en.seq, Attempts: en.attempts, Next: en.next,
 		LastStatus: en.lastStatus, LastError: en.lastError,
 	}
@@ -93,13 +100,23 @@ func (h *laneHeap) Pop() any {
 
 // endpointState is the engine's in-memory view of one endpoint: its current
 // configuration and its pending messages. The engine's lock guards it.
+//
+// Each pending message is bound to the configuration of the identity it was
+// shaped for (held), which may be an earlier one than cfg: a reload that
+// changes a webhook's headers or secret does not send what was shaped
+// before with the new ones.
 type endpointState struct {
-	name     string
-	cfg      *endpointConfig // nil while no endpoint of this name is set: messages wait
-	breaker  *breaker
-	lanes    map[laneKey]*lane
-	ready    laneHeap
-	waiting  []*entry // pending while cfg is nil, in Seq order
+	name    string
+	cfg     *endpointConfig // nil while no endpoint of this name is set: nothing is attempted
+	schema  string          // of the last cfg, for metric labels once it is removed
+	held    map[string]*heldConfig
+	breaker *breaker
+	lanes   map[laneKey]*lane
+	ready   laneHeap
+	// waiting holds, in Seq order, pending messages whose identity has no
+	// configuration: loaded from the store before one is set, or left by
+	// a webhook that has changed since. Engine.Commit buries them.
+	waiting  []*entry
 	queued   int
 	inflight int
 	// logged holds the log keys already written since the last success, so
@@ -108,41 +125,86 @@ type endpointState struct {
 	logged map[string]bool
 }
 
-func newEndpointState(name string, bc BreakerConfig) *endpointState {
-	return &endpointState{name: name, breaker: newBreaker(bc), lanes: map[laneKey]*lane{}, logged: map[string]bool{}}
+// heldConfig is the configuration of one identity and how many pending
+// messages are bound to it.
+type heldConfig struct {
+	cfg *endpointConfig
+	n   int
 }
 
-// configure sets the endpoint's configuration and moves waiting messages
-// into lanes, which needs to know whether the endpoint is ordered.
+func newEndpointState(name string, bc BreakerConfig) *endpointState {
+	return &endpointState{name: name, breaker: newBreaker(bc), lanes: map[laneKey]*lane{},
+		held: map[string]*heldConfig{}, logged: map[string]bool{}}
+}
+
+// configure sets the endpoint's configuration (nil: stop attempting) and
+// places the waiting messages that it can deliver.
 func (s *endpointState) configure(cfg *endpointConfig) {
 	s.cfg = cfg
 	if cfg == nil {
 		return
 	}
+	s.schema = cfg.Schema
+	if h := s.held[cfg.Identity]; h != nil {
+		// Same identity, other settings (retries, timeout...): they apply
+		// to what is queued.
+		h.cfg = cfg
+	}
 	waiting := s.waiting
 	s.waiting = nil
 	for _, r := range waiting {
-		s.place(r)
+		s.add(r)
+		s.queued--
 	}
 }
 
-// add queues a pending record.
+// configFor returns the configuration a message of identity is delivered
+// with, or nil if there is none.
+func (s *endpointState) configFor(identity string) *endpointConfig {
+	if s.cfg != nil && (identity == "" || identity == s.cfg.Identity) {
+		return s.cfg
+	}
+	if h := s.held[identity]; h != nil {
+		return h.cfg
+	}
+	return nil
+}
+
+// add queues a pending record: bound to its identity's configuration and
+// placed in its lane, or waiting when there is none.
 func (s *endpointState) add(r *entry) {
 	s.queued++
-	if s.cfg == nil {
+	cfg := s.configFor(r.identity)
+	if cfg == nil {
 		s.waiting = append(s.waiting, r)
 		return
 	}
-	s.place(r)
+	r.identity = cfg.Identity
+	h := s.held[r.identity]
+	if h == nil {
+		h = &heldConfig{cfg: cfg}
+		s.held[r.identity] = h
+	}
+	h.n++
+	s.place(r, cfg.Ordered)
+}
+
+// unbind ends r's hold on its configuration.
+func (s *endpointState) unbind(r *entry) {
+	if h := s.held[r.identity]; h != nil {
+		if h.n--; h.n == 0 {
+			delete(s.held, r.identity)
+		}
+	}
 }
 
 // place puts r in its lane, in Seq order but never ahead of a head in
 // flight. Records mostly arrive in Seq order, so the search from the tail is
 // short. The lane mode of a record is fixed when it is placed: a reload that
-// toggles Ordered applies to later messages.
-func (s *endpointState) place(r *entry) {
+// toggles ordered applies to later messages.
+func (s *endpointState) place(r *entry, ordered bool) {
 	k := laneKey{name: r.lane}
-	if !s.cfg.Ordered {
+	if !ordered {
 		k = laneKey{seq: r.seq}
 	}
 	l := s.lanes[k]
@@ -168,6 +230,30 @@ func (s *endpointState) place(r *entry) {
 	}
 }
 
+// takeAll removes every pending message that is not in flight, waiting
+// ones included, and returns them; heads in flight are marked with retire
+// so that their attempt's end disposes of them.
+func (s *endpointState) takeAll(retire string) []*entry {
+	out := s.waiting
+	s.waiting = nil
+	for k, l := range s.lanes {
+		rest := l.recs
+		if l.busy {
+			l.recs[0].retire = retire
+			l.recs, rest = l.recs[:1], l.recs[1:]
+		} else {
+			delete(s.lanes, k)
+		}
+		for _, r := range rest {
+			s.unbind(r)
+		}
+		out = append(out, rest...)
+	}
+	s.ready = s.ready[:0]
+	s.queued -= len(out)
+	return out
+}
+
 // due returns the lane whose head is due first, or nil.
 func (s *endpointState) due() *lane {
 	if len(s.ready) == 0 {
@@ -190,6 +276,7 @@ func (s *endpointState) release(l *lane, done bool) {
 	s.inflight--
 	l.busy = false
 	if done {
+		s.unbind(l.recs[0])
 		l.recs[0] = nil
 		l.recs = l.recs[1:]
 		s.queued--

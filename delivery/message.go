@@ -7,19 +7,23 @@ type Message struct {
 	// ID identifies the message to the receiver (webhook-id or the scheme's
 	// delivery id). It stays the same on every attempt and on replay so
 	// that receivers can de-duplicate.
-	ID string `json:"id"`
+	ID string
 	// Endpoint is the Name of the Endpoint to deliver to.
-	Endpoint string `json:"endpoint"`
+	Endpoint string
+	// Identity is the Endpoint.Identity the message was shaped for: it is
+	// delivered only with that identity's URL, headers and secrets. Empty
+	// means whatever identity the endpoint has when the message is queued.
+	Identity string
 	// Lane is the ordering key, e.g. the conversation id. On an ordered
 	// endpoint, messages of one lane are delivered one at a time in
 	// enqueue order; the empty lane is a lane like any other.
-	Lane string `json:"lane,omitempty"`
+	Lane string
 	// Body is the payload. Enqueue replaces it by the scheme's Prepare
 	// result; it is then sent byte for byte on every attempt.
-	Body []byte `json:"body"`
+	Body []byte
 	// Created is when the event happened; delivery latency is measured
 	// from it. Zero means the time of Enqueue.
-	Created time.Time `json:"created"`
+	Created time.Time
 }
 
 // Record is a Message as the Store keeps it: pending while it has a
@@ -28,19 +32,19 @@ type Record struct {
 	Message
 	// Seq orders records: the Store assigns increasing numbers on Add, and
 	// lanes deliver in Seq order.
-	Seq uint64 `json:"seq"`
+	Seq uint64
 	// Attempts is the number of attempts made so far.
-	Attempts int `json:"attempts"`
+	Attempts int
 	// Next is when the next attempt is due; zero means at once.
-	Next time.Time `json:"next,omitzero"`
+	Next time.Time
 	// LastStatus is the HTTP status of the last attempt, 0 if none.
-	LastStatus int `json:"last_status,omitempty"`
+	LastStatus int
 	// LastError describes the last failure. It never holds the URL,
 	// headers or body.
-	LastError string `json:"last_error,omitempty"`
+	LastError string
 	// DeadAt is when the record became a dead letter.
-	DeadAt time.Time `json:"dead_at,omitzero"`
-	// Reason says why it became a dead letter: ReasonGone or
-	// ReasonExhausted.
-	Reason string `json:"reason,omitempty"`
+	DeadAt time.Time
+	// Reason says why it became a dead letter: ReasonGone,
+	// ReasonExhausted, ReasonRemoved or ReasonChanged.
+	Reason string
 }

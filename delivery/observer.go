@@ -9,7 +9,7 @@ import "time"
 // can be used as metric labels.
 type Observer interface {
 	// Enqueued reports n messages durably accepted for endpoint.
-	Enqueued(endpoint string, n int)
+	Enqueued(endpoint, schema string, n int)
 	// Delivered reports a 2xx acknowledgement; latency runs from
 	// Message.Created to the acknowledgement.
 	Delivered(endpoint, schema string, latency time.Duration)
@@ -19,14 +19,17 @@ type Observer interface {
 	// Retried reports that a failed message was scheduled for another attempt.
 	Retried(endpoint, schema string)
 	// Dropped reports n messages discarded without delivery (queue full,
-	// Prepare failed, oldest dead letters trimmed).
-	Dropped(endpoint, reason string, n int)
-	// DeadLettered reports a message moved to the dead letters; reason is
-	// ReasonGone or ReasonExhausted.
-	DeadLettered(endpoint, schema, reason string)
+	// Prepare failed, oldest dead letters trimmed, purged).
+	Dropped(endpoint, schema, reason string, n int)
+	// DeadLettered reports n messages moved to the dead letters; reason is
+	// ReasonGone, ReasonExhausted, ReasonRemoved or ReasonChanged.
+	DeadLettered(endpoint, schema, reason string, n int)
 	// QueueDepth reports the number of pending messages of endpoint after
 	// every change.
-	QueueDepth(endpoint string, depth int)
+	QueueDepth(endpoint, schema string, depth int)
+	// Removed reports that endpoint is no longer configured: its series
+	// can go.
+	Removed(endpoint, schema string)
 }
 
 // NopObserver ignores every event. Embed it in an Observer to stay
@@ -34,7 +37,7 @@ type Observer interface {
 type NopObserver struct{}
 
 // Enqueued does nothing.
-func (NopObserver) Enqueued(string, int) {}
+func (NopObserver) Enqueued(string, string, int) {}
 
 // Delivered does nothing.
 func (NopObserver) Delivered(string, string, time.Duration) {}
@@ -46,13 +49,16 @@ func (NopObserver) Failed(string, string, string, int) {}
 func (NopObserver) Retried(string, string) {}
 
 // Dropped does nothing.
-func (NopObserver) Dropped(string, string, int) {}
+func (NopObserver) Dropped(string, string, string, int) {}
 
 // DeadLettered does nothing.
-func (NopObserver) DeadLettered(string, string, string) {}
+func (NopObserver) DeadLettered(string, string, string, int) {}
 
 // QueueDepth does nothing.
-func (NopObserver) QueueDepth(string, int) {}
+func (NopObserver) QueueDepth(string, string, int) {}
+
+// Removed does nothing.
+func (NopObserver) Removed(string, string) {}
 
 // Reasons passed to Observer.Failed, Dropped and DeadLettered, and stored in
 // Record.Reason for dead letters.
@@ -68,6 +74,9 @@ const (
 	ReasonSign        = "sign"              // the Scheme failed to sign
 	ReasonRequest     = "request"           // any other transport failure
 	ReasonExhausted   = "exhausted"         // dead-lettered after the last scheduled attempt
+	ReasonRemoved     = "webhook_removed"   // dead-lettered: its endpoint is no longer configured
+	ReasonChanged     = "webhook_changed"   // dead-lettered: no endpoint of the identity it was shaped for
+	ReasonPurged      = "purged"            // deleted by Engine.Purge
 	ReasonQueueFull   = "queue_full"        // Enqueue refused: MaxQueued or MaxQueuedBytes reached
 	ReasonPrepare     = "prepare"           // Enqueue refused: the Scheme's Prepare failed
 	ReasonDeadLetters = "dead_letter_limit" // oldest dead letter deleted: MaxDeadLetters reached

@@ -38,6 +38,11 @@ type Store interface {
 	// dead letters of that endpoint until at most keep remain, and returns
 	// how many it deleted so.
 	Bury(rec *Record, keep int) (trimmed int, err error)
+	// BuryPending moves the stored pending records seqs, as they are
+	// stored, to the dead letters with reason and time at, trimming each
+	// endpoint's dead letters to keep as Bury does; seqs no longer pending
+	// are skipped.
+	BuryPending(seqs []uint64, reason string, at time.Time, keep int) (trimmed int, err error)
 	// Body returns the body of a pending record. The Engine keeps pending
 	// records in memory without their bodies and reads each when an
 	// attempt is due.
@@ -49,13 +54,16 @@ type Store interface {
 	DeadLetters(endpoint string, limit int) ([]Record, error)
 	// DeadLetter returns one dead letter, or ErrNotFound.
 	DeadLetter(endpoint, id string) (Record, error)
-	// Revive turns a dead letter back into a pending record with a fresh
-	// Seq, no attempts and Next zero, and returns it; ErrNotFound if none.
-	Revive(endpoint, id string) (*Record, error)
-	// ReviveAll revives every dead letter of endpoint (all if empty).
-	ReviveAll(endpoint string) ([]*Record, error)
+	// Revive turns a dead letter back into a pending record for identity,
+	// with a fresh Seq, no attempts and Next zero, and returns it;
+	// ErrNotFound if none.
+	Revive(endpoint, id, identity string) (*Record, error)
+	// ReviveAll revives every dead letter of endpoint for identity.
+	ReviveAll(endpoint, identity string) ([]*Record, error)
 	// Forget deletes a dead letter; ErrNotFound if none.
 	Forget(endpoint, id string) error
+	// ForgetAll deletes every dead letter of endpoint and returns how many.
+	ForgetAll(endpoint string) (int, error)
 	// DeadCounts returns the number of dead letters per endpoint.
 	DeadCounts() (map[string]int, error)
 	// Close releases the store. Pending records and dead letters stay in a
@@ -63,9 +71,9 @@ type Store interface {
 	Close() error
 }
 
-// revive resets a dead letter into a fresh pending record; the store sets
-// its new Seq.
-func revive(rec *Record) {
+// revive resets a dead letter into a fresh pending record for identity; the
+// store sets its new Seq.
+func revive(rec *Record, identity string) {
 	rec.Attempts, rec.Next, rec.LastStatus, rec.LastError = 0, time.Time{}, 0, ""
-	rec.DeadAt, rec.Reason = time.Time{}, ""
+	rec.DeadAt, rec.Reason, rec.Identity = time.Time{}, "", identity
 }

@@ -188,48 +188,85 @@ func (s *boltStore) Bury(rec *Record, keep int) (int, error) {
 	v := encodeRecord(rec)
 	var trimmed int
 	err := s.update(func(tx *bolt.Tx) error {
-		trimmed = 0
 		if err := tx.Bucket(bucketPending).Delete(seqKey(rec.Seq)); err != nil {
 			return err
 		}
-		dead, ids, counts := tx.Bucket(bucketDead), tx.Bucket(bucketDeadID), tx.Bucket(bucketDeadN)
-		prefix := endpointPrefix(rec.Endpoint)
-		n := getCount(counts, rec.Endpoint)
-		idKey := append(bytes.Clone(prefix), rec.ID...)
-		if old := ids.Get(idKey); old != nil {
-			if err := dead.Delete(append(bytes.Clone(prefix), old...)); err != nil {
-				return err
+		var err error
+		trimmed, err = putDead(tx, rec, v, keep)
+		return err
+	})
+	return trimmed, err
+}
+
+func (s *boltStore) BuryPending(seqs []uint64, reason string, at time.Time, keep int) (int, error) {
+	var trimmed int
+	err := s.update(func(tx *bolt.Tx) error {
+		trimmed = 0
+		pending := tx.Bucket(bucketPending)
+		for _, seq := range seqs {
+			v := pending.Get(seqKey(seq))
+			if v == nil {
+				continue
 			}
-			n--
-		}
-		if err := dead.Put(append(bytes.Clone(prefix), seqKey(rec.Seq)...), v); err != nil {
-			return err
-		}
-		if err := ids.Put(idKey, seqKey(rec.Seq)); err != nil {
-			return err
-		}
-		n++
-		c := dead.Cursor()
-		for ; n > keep; n-- {
-			k, v := c.Seek(prefix)
-			if k == nil || !bytes.HasPrefix(k, prefix) {
-				break
-			}
-			old, err := decodeRecord(v)
+			rec, err := decodeRecord(v)
 			if err != nil {
 				return err
 			}
-			if err := ids.Delete(append(bytes.Clone(prefix), old.ID...)); err != nil {
+			rec.DeadAt, rec.Reason = at, reason
+			if err := pending.Delete(seqKey(seq)); err != nil {
 				return err
 			}
-			if err := c.Delete(); err != nil {
+			n, err := putDead(tx, rec, encodeRecord(rec), keep)
+			if err != nil {
 				return err
 			}
-			trimmed++
+			trimmed += n
 		}
-		return putCount(counts, rec.Endpoint, n)
+		return nil
 	})
 	return trimmed, err
+}
+
+// putDead stores rec (encoded as v) among its endpoint's dead letters,
+// replacing one with the same id, and deletes the oldest beyond keep.
+func putDead(tx *bolt.Tx, rec *Record, v []byte, keep int) (int, error) {
+	dead, ids, counts := tx.Bucket(bucketDead), tx.Bucket(bucketDeadID), tx.Bucket(bucketDeadN)
+	prefix := endpointPrefix(rec.Endpoint)
+	n := getCount(counts, rec.Endpoint)
+	idKey := append(bytes.Clone(prefix), rec.ID...)
+	if old := ids.Get(idKey); old != nil {
+		if err := dead.Delete(append(bytes.Clone(prefix), old...)); err != nil {
+			return 0, err
+		}
+		n--
+	}
+	if err := dead.Put(append(bytes.Clone(prefix), seqKey(rec.Seq)...), v); err != nil {
+		return 0, err
+	}
+	if err := ids.Put(idKey, seqKey(rec.Seq)); err != nil {
+		return 0, err
+	}
+	n++
+	trimmed := 0
+	c := dead.Cursor()
+	for ; n > keep; n-- {
+		k, v := c.Seek(prefix)
+		if k == nil || !bytes.HasPrefix(k, prefix) {
+			break
+		}
+		old, err := decodeRecord(v)
+		if err != nil {
+			return 0, err
+		}
+		if err := ids.Delete(append(bytes.Clone(prefix), old.ID...)); err != nil {
+			return 0, err
+		}
+		if err := c.Delete(); err != nil {
+			return 0, err
+		}
+		trimmed++
+	}
+	return trimmed, putCount(counts, rec.Endpoint, n)
 }
 
 // Body reads from a read transaction, which does not wait for the
@@ -334,9 +371,10 @@ func unbury(tx *bolt.Tx, k []byte, r *Record) error {
 	return putCount(counts, r.Endpoint, getCount(counts, r.Endpoint)-1)
 }
 
-// requeue stores a dead letter as pending again under a fresh Seq.
-func requeue(tx *bolt.Tx, r *Record) error {
-	revive(r)
+// requeue stores a dead letter as pending again under a fresh Seq, for
+// identity.
+func requeue(tx *bolt.Tx, r *Record, identity string) error {
+	revive(r, identity)
 	b := tx.Bucket(bucketPending)
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -346,7 +384,7 @@ func requeue(tx *bolt.Tx, r *Record) error {
 	return b.Put(seqKey(seq), encodeRecord(r))
 }
 
-func (s *boltStore) Revive(endpoint, id string) (*Record, error) {
+func (s *boltStore) Revive(endpoint, id, identity string) (*Record, error) {
 	var out *Record
 	err := s.update(func(tx *bolt.Tx) error {
 		k, r, err := findDead(tx, endpoint, id)
@@ -357,12 +395,12 @@ func (s *boltStore) Revive(endpoint, id string) (*Record, error) {
 			return err
 		}
 		out = r
-		return requeue(tx, r)
+		return requeue(tx, r, identity)
 	})
 	return out, err
 }
 
-func (s *boltStore) ReviveAll(endpoint string) ([]*Record, error) {
+func (s *boltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 	var out []*Record
 	err := s.update(func(tx *bolt.Tx) error {
 		out = nil
@@ -380,7 +418,7 @@ func (s *boltStore) ReviveAll(endpoint string) ([]*Record, error) {
 			if err := unbury(tx, keys[i], r); err != nil {
 				return err
 			}
-			if err := requeue(tx, r); err != nil {
+			if err := requeue(tx, r, identity); err != nil {
 				return err
 			}
 		}
@@ -397,6 +435,31 @@ func (s *boltStore) Forget(endpoint, id string) error {
 		}
 		return unbury(tx, k, r)
 	})
+}
+
+func (s *boltStore) ForgetAll(endpoint string) (int, error) {
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		var keys [][]byte
+		var recs []*Record
+		err := eachDead(tx, endpoint, func(k []byte, r *Record) bool {
+			keys = append(keys, bytes.Clone(k))
+			recs = append(recs, r)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for i, r := range recs {
+			if err := unbury(tx, keys[i], r); err != nil {
+				return err
+			}
+		}
+		n = len(recs)
+		return nil
+	})
+	return n, err
 }
 
 func (s *boltStore) DeadCounts() (map[string]int, error) {

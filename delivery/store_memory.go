@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 )
 
 // memoryStore keeps everything in memory: nothing survives the process.
@@ -74,6 +75,29 @@ func (s *memoryStore) Bury(rec *Record, keep int) (int, error) {
 	}
 	defer s.mu.Unlock()
 	delete(s.pending, rec.Seq)
+	return s.putDead(rec, keep), nil
+}
+
+func (s *memoryStore) BuryPending(seqs []uint64, reason string, at time.Time, keep int) (int, error) {
+	if err := s.lock(); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	trimmed := 0
+	for _, seq := range seqs {
+		if rec, ok := s.pending[seq]; ok {
+			delete(s.pending, seq)
+			rec.DeadAt, rec.Reason = at, reason
+			trimmed += s.putDead(rec, keep)
+		}
+	}
+	return trimmed, nil
+}
+
+// putDead adds a copy of rec to its endpoint's dead letters, replacing one
+// with the same id, and deletes the oldest beyond keep; the caller holds
+// the lock.
+func (s *memoryStore) putDead(rec *Record, keep int) int {
 	list := s.dead[rec.Endpoint]
 	if i := deadIndex(list, rec.ID); i >= 0 {
 		list = slices.Delete(list, i, i+1)
@@ -83,7 +107,7 @@ func (s *memoryStore) Bury(rec *Record, keep int) (int, error) {
 	list = slices.Insert(list, i, &c)
 	trimmed := max(0, len(list)-keep)
 	s.dead[rec.Endpoint] = slices.Delete(list, 0, trimmed)
-	return trimmed, nil
+	return trimmed
 }
 
 func (s *memoryStore) Body(seq uint64) ([]byte, error) {
@@ -166,9 +190,10 @@ func (s *memoryStore) take(endpoint, id string) *Record {
 	return r
 }
 
-// requeue makes a dead letter pending again; the caller holds the lock.
-func (s *memoryStore) requeue(r *Record) *Record {
-	revive(r)
+// requeue makes a dead letter pending again for identity; the caller holds
+// the lock.
+func (s *memoryStore) requeue(r *Record, identity string) *Record {
+	revive(r, identity)
 	s.seq++
 	r.Seq = s.seq
 	s.pending[r.Seq] = r
@@ -176,7 +201,7 @@ func (s *memoryStore) requeue(r *Record) *Record {
 	return &c
 }
 
-func (s *memoryStore) Revive(endpoint, id string) (*Record, error) {
+func (s *memoryStore) Revive(endpoint, id, identity string) (*Record, error) {
 	if err := s.lock(); err != nil {
 		return nil, err
 	}
@@ -185,10 +210,10 @@ func (s *memoryStore) Revive(endpoint, id string) (*Record, error) {
 	if r == nil {
 		return nil, ErrNotFound
 	}
-	return s.requeue(r), nil
+	return s.requeue(r, identity), nil
 }
 
-func (s *memoryStore) ReviveAll(endpoint string) ([]*Record, error) {
+func (s *memoryStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 	if err := s.lock(); err != nil {
 		return nil, err
 	}
@@ -196,7 +221,7 @@ func (s *memoryStore) ReviveAll(endpoint string) ([]*Record, error) {
 	var out []*Record
 	for _, name := range s.endpoints(endpoint) {
 		for _, r := range s.dead[name] {
-			out = append(out, s.requeue(r))
+			out = append(out, s.requeue(r, identity))
 		}
 		delete(s.dead, name)
 	}
@@ -212,6 +237,16 @@ func (s *memoryStore) Forget(endpoint, id string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+func (s *memoryStore) ForgetAll(endpoint string) (int, error) {
+	if err := s.lock(); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	n := len(s.dead[endpoint])
+	delete(s.dead, endpoint)
+	return n, nil
 }
 
 func (s *memoryStore) DeadCounts() (map[string]int, error) {

@@ -146,8 +146,8 @@ func TestStore(t *testing.T) {
 			}
 
 			// Revive one, forget one, revive all.
-			r, err := s.Revive("e1", "e")
-			if err != nil || r.Attempts != 0 || !r.DeadAt.IsZero() || r.Reason != "" || r.Seq <= again.Seq {
+			r, err := s.Revive("e1", "e", "v2")
+			if err != nil || r.Attempts != 0 || !r.DeadAt.IsZero() || r.Reason != "" || r.Seq <= again.Seq || r.Identity != "v2" {
 				t.Fatalf("Revive = %+v, %v", r, err)
 			}
 			if err := s.Forget("e1", "d"); err != nil {
@@ -155,7 +155,7 @@ func TestStore(t *testing.T) {
 			}
 			for _, f := range []func() error{
 				func() error { return s.Forget("e1", "d") },
-				func() error { _, err := s.Revive("e1", "d"); return err },
+				func() error { _, err := s.Revive("e1", "d", ""); return err },
 			} {
 				if err := f(); !errors.Is(err, ErrNotFound) {
 					t.Errorf("on a missing dead letter: %v, want ErrNotFound", err)
@@ -166,8 +166,8 @@ func TestStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			s = reopen()
-			all, err := s.ReviveAll("")
-			if err != nil || len(all) != 1 || all[0].ID != "c" {
+			all, err := s.ReviveAll(c.Endpoint, "v3")
+			if err != nil || len(all) != 1 || all[0].ID != "c" || all[0].Identity != "v3" {
 				t.Fatalf("ReviveAll = %v, %v", all, err)
 			}
 			if counts, _ := s.DeadCounts(); len(counts) != 0 {

@@ -35,8 +35,10 @@ type Config struct {
 
 	// Tolerance is how far a signed timestamp may be from the verifier's
 	// clock; 0 means DefaultTolerance. Only for schemes with a signed
-	// timestamp (standard, chatwoot, hmac with signed_timestamp).
-	Tolerance Duration `json:"tolerance,omitempty"`
+	// timestamp (standard, chatwoot, hmac with signed_timestamp). It is set
+	// in Go by receivers that verify: a sender has no use for it, so it is
+	// not part of the JSON configuration.
+	Tolerance Duration `json:"-"`
 }
 
 // Scheme validates the configuration and returns the scheme that signs
