@@ -147,6 +147,7 @@ func (e *Engine) Purge(endpoint string) (Purged, error) {
 	}
 	return p, errors.Join(errs...)
 }
+
 // requeue puts revived records back in their lanes.
 func (e *Engine) requeue(recs ...*Record) {
 	e.mu.Lock()
