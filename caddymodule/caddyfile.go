@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -115,6 +114,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown chat_webhooks option %q", d.Val())
 		}
+	}
+	names := map[string]bool{}
+	for _, wh := range h.Webhooks {
+		if wh.Name != "" && names[wh.Name] {
+			return d.Errf("two webhooks are named %q: give each its own name", wh.Name)
+		}
+		names[wh.Name] = true
+	}
+	if err := h.check(); err != nil {
+		return d.Errf("%v", err)
 	}
 	return nil
 }
@@ -347,7 +356,7 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 				return wh, d.ArgErr()
 			}
 			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 || dur > time.Hour {
+			if err != nil || dur <= 0 {
 				return wh, d.Errf("timeout %q: write a duration such as 15s", s)
 			}
 			wh.Timeout = caddy.Duration(dur)
@@ -366,6 +375,9 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 	}
 	if body != nil {
 		wh.Body = append(body, '}')
+	}
+	if err := wh.check(); err != nil {
+		return wh, d.Errf("%v", err)
 	}
 	if wh.Schema != "" {
 		if _, err := transform.NewShaper(transform.ShaperConfig{Schema: wh.Schema, Events: wh.Events}); err != nil && slices.Contains(transform.SchemaNames(), wh.Schema) {
@@ -577,6 +589,9 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			}
 			*p = n
 		}
+	}
+	if err := app.check(); err != nil {
+		return nil, d.Errf("%v", err)
 	}
 	return httpcaddyfile.App{Name: "chat_webhooks", Value: caddyconfig.JSON(app, nil)}, nil
 }

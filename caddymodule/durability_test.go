@@ -96,6 +96,7 @@ func mustTurn(t *testing.T, port int, conv, content string) {
 type hookDelivery struct {
 	id     string // webhook-id
 	path   string
+	query  string
 	header http.Header
 	body   []byte
 }
@@ -150,7 +151,7 @@ func (s *hookSink) handle(w http.ResponseWriter, r *http.Request) {
 	status := s.answer(n, r)
 	if status >= 200 && status < 300 {
 		s.mu.Lock()
-		s.accepted = append(s.accepted, hookDelivery{id: r.Header.Get("webhook-id"), path: r.URL.Path, header: r.Header.Clone(), body: body})
+		s.accepted = append(s.accepted, hookDelivery{id: r.Header.Get("webhook-id"), path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), body: body})
 		s.mu.Unlock()
 	}
 	w.WriteHeader(status)
