@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 

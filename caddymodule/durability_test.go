@@ -24,7 +24,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/tidwall/gjson"
 
-	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 )
 
 // These tests show issue 6's "Must show" at the Caddy level: real Caddy

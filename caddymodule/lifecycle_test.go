@@ -19,7 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/tidwall/gjson"
 
-	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 )
 
 // validate adapts a Caddyfile and runs Caddy's own validation on it, as

@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 

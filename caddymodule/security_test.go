@@ -24,7 +24,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/tidwall/gjson"
 
-	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 )
 
 // failures reads events_failed_total of a webhook for one reason, in-process.

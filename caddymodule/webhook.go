@@ -16,7 +16,7 @@ import (
 	"github.com/tidwall/sjson"
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/chatwebhooks/chatwebhooks/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 	"github.com/chatwebhooks/chatwebhooks/signer"
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
