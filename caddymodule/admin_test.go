@@ -74,6 +74,8 @@ func TestDeadLetterReplayedThroughAdminAPIArrives(t *testing.T) {
 			t.Errorf("dead letter body should be the payload as JSON: %s", d.Body)
 		}
 	}
+	// The dead letter is stored before the attempt lets go of its lane.
+	waitUntil(t, 5*time.Second, "the last attempt to end", func() bool { return outboxStats(t, testAdmin).Queued == 0 })
 	if s := outboxStats(t, testAdmin); s.Endpoints["crm"].DeadLetters != 3 || s.Endpoints["crm"].Queued != 0 {
 		t.Errorf("stats of crm: %+v, want 3 dead letters and nothing queued", s.Endpoints["crm"])
 	}

@@ -455,10 +455,12 @@ func TestConfigReloadDuringTrafficLosesNothing(t *testing.T) {
 		return chatConfig(outbox, fmt.Sprintf(`source openai
 		agent_name "Support Bot %d"
 		webhook %s/hook {
+			name rx
 			schema chatvolt
 			sign standard `+sinkSecret+`
+			header X-Generation %d
 			retry 20ms 50ms 100ms 200ms 500ms 1s
-		}`, generation, sink.URL()), backend.Listener.Addr().String())
+		}`, generation, sink.URL(), generation), backend.Listener.Addr().String())
 	}
 	startChatCaddy(t, config(0))
 
@@ -533,10 +535,20 @@ func TestConfigReloadDuringTrafficLosesNothing(t *testing.T) {
 	}
 	per := map[string][]string{}
 	agents := map[string]bool{}
+	mismatched := 0
 	for _, d := range got {
 		conv := gjson.GetBytes(d.body, "conversationId").String()
 		per[conv] = append(per[conv], gjson.GetBytes(d.body, "userMessage").String())
-		agents[gjson.GetBytes(d.body, "agentName").String()] = true
+		agent := gjson.GetBytes(d.body, "agentName").String()
+		agents[agent] = true
+		// The payload was shaped under the configuration that named the
+		// agent; its headers must be that configuration's too.
+		if "Support Bot "+d.header.Get("X-Generation") != agent {
+			mismatched++
+		}
+	}
+	if mismatched > 0 {
+		t.Errorf("%d of %d deliveries carried another configuration's headers than the one that shaped them", mismatched, len(got))
 	}
 	unanswered := map[string]bool{}
 	for _, f := range failed {

@@ -168,12 +168,14 @@ func TestRemovedWebhookGetsNothingAndItsQueueBecomesDeadLetters(t *testing.T) {
 	if after, _ := gone.snapshot(); after != before {
 		t.Errorf("the removed webhook got %d more requests after the reload", after-before)
 	}
+	// An attempt in flight at the reload ends as a dead letter too.
+	dead := waitDeadLetters(t, "gone", 3)
+	waitUntil(t, 5*time.Second, "the last attempt to end", func() bool { return outboxStats(t, testAdmin).Queued == 0 })
 	stats := outboxStats(t, testAdmin)
 	if _, listed := stats.Endpoints["gone"]; listed || stats.OrphanedDeadLetters["gone"] != 3 {
 		t.Errorf("stats %+v: want gone unlisted, with 3 orphaned dead letters", stats)
 	}
-	dead := deadLetters(t, "gone")
-	if len(dead) != 3 || dead[0].Reason != delivery.ReasonRemoved {
+	if len(dead) != 3 || dead[0].Reason != delivery.ReasonRemoved || dead[2].Reason != delivery.ReasonRemoved {
 		t.Fatalf("dead letters of gone: %+v, want 3 with reason %s", dead, delivery.ReasonRemoved)
 	}
 
@@ -346,7 +348,9 @@ func TestSlowLookupHoldsBackOnlyItsOwnConversations(t *testing.T) {
 		io.WriteString(w, `{"name":"Ana"}`)
 	}))
 	t.Cleanup(crm.Close)
-	startChatCaddy(t, testCaddyfile("", "outbox memory\n\t\tqueue_size 64\n\t\tworkers 2", `source openai
+	// Its own outbox: queue_size and workers shape a new pipeline only.
+	outbox := filepath.Join(t.TempDir(), "outbox.db")
+	startChatCaddy(t, testCaddyfile("", "outbox bbolt "+outbox+"\n\t\tqueue_size 64\n\t\tworkers 2", `source openai
 		user_info `+crm.URL+`/users/{conversation.id} {
 			timeout 1m
 		}

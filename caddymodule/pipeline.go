@@ -418,6 +418,7 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 					ID:       id,
 					Endpoint: wh.endpoint.Name,
 					Identity: wh.endpoint.Identity,
+					Settings: &wh.endpoint,
 					Lane:     wh.lane(ev),
 					Body:     p.Body,
 					Created:  b.end,

@@ -120,20 +120,49 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *en
 	e.mu.Lock()
 	e.busy--
 	en.attempts, en.lastStatus, en.lastError, en.next = rec.Attempts, rec.LastStatus, rec.LastError, rec.Next
-	if v.done() {
+	// Commit or Purge may have marked it after it was read above: it must
+	// not wait in a lane nothing attempts any more.
+	late := ""
+	if !v.done() && en.retire != "" {
+		late = en.retire
+	}
+	if v.done() || late != "" {
 		e.queued--
 		e.queuedBytes -= int64(en.size)
 	}
-	st.release(l, v.done())
+	st.release(l, v.done() || late != "")
 	breakerWas := st.breaker.record(now, out.ok())
 	logs := e.report(st, cfg, rec, v, now, breakerWas)
 	if st.cfg == nil && st.queued == 0 && e.endpoints[st.name] == st {
 		delete(e.endpoints, st.name) // removed, and its last attempt is over
 	}
+	keep := e.opts.MaxDeadLetters
 	e.poke()
 	e.mu.Unlock()
 	for _, f := range logs {
 		f()
+	}
+	if late != "" {
+		e.retireLate(rec, cfg.Schema, late, now, keep)
+	}
+}
+
+// retireLate disposes of a message whose endpoint was removed or purged
+// while its failed attempt ran: deleted if purged, else a dead letter.
+func (e *Engine) retireLate(rec *Record, schema, reason string, now time.Time, keep int) {
+	name, id := rec.Endpoint, rec.ID
+	if reason == ReasonPurged {
+		e.store.Delete(rec.Seq, func(err error) { e.wrote(name, id, err) })
+		e.obs.Dropped(name, schema, ReasonPurged, 1)
+		return
+	}
+	trimmed, err := e.store.BuryPending([]uint64{rec.Seq}, reason, now, keep)
+	e.wrote(name, id, err)
+	if err == nil {
+		e.obs.DeadLettered(name, schema, reason, 1)
+		if trimmed > 0 {
+			e.obs.Dropped(name, schema, ReasonDeadLetters, trimmed)
+		}
 	}
 }
 

@@ -308,10 +308,10 @@ func (e *Engine) Tune(o Options) {
 
 // Enqueue stores messages for delivery and returns once they are durable in
 // the store. Each body goes through its endpoint's Scheme.Prepare first and
-// is sent exactly so on every attempt. A message for a Name that is not
-// configured, or for an Identity that no endpoint of its Name has any more
-// (an old configuration finishing a long exchange after a reload), is
-// stored straight into the dead letters (ReasonRemoved, ReasonChanged).
+// is sent exactly so on every attempt. A message of a replaced Identity is
+// sent with its Settings; one for a Name that is not configured, or of an
+// Identity nothing can send any more, is stored straight into the dead
+// letters (ReasonRemoved, ReasonChanged).
 // Either all messages are accepted or none: it fails with ErrQueueFull,
 // ErrClosed, a Prepare error, or a store error.
 func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
@@ -322,16 +322,26 @@ func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 		return err
 	}
 	cfgs := make([]*endpointConfig, len(msgs))
+	var shaped []int // messages of a replaced identity that bring their settings
 	e.mu.Lock()
 	for i, m := range msgs {
-		if st := e.endpoints[m.Endpoint]; st != nil {
-			cfgs[i] = st.configFor(m.Identity)
+		if st := e.endpoints[m.Endpoint]; st != nil && st.cfg != nil {
+			if cfgs[i] = st.configFor(m.Identity); cfgs[i] == nil && m.Settings != nil && m.Settings.Identity == m.Identity {
+				shaped = append(shaped, i)
+			}
 		}
 	}
 	closed := e.closed
 	e.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	for _, i := range shaped {
+		cfg, err := newEndpointConfig(*msgs[i].Settings)
+		if err != nil {
+			return err
+		}
+		cfgs[i] = cfg
 	}
 
 	now := e.clock.Now()
@@ -371,10 +381,12 @@ func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	}
 	var orphans []*Record
 	for i, r := range recs {
-		if cfgs[i] == nil {
+		st := e.endpoints[r.Endpoint]
+		if cfgs[i] == nil || st == nil || st.cfg == nil {
 			orphans = append(orphans, r)
 			continue
 		}
+		st.hold(cfgs[i])
 		e.queue(r)
 	}
 	byEndpoint(recs, func(name string, n int) {

@@ -205,15 +205,26 @@ func TestMessagesAreSentWithTheIdentityTheyWereShapedFor(t *testing.T) {
 		t.Fatalf("deliveries %v; want the retry of A1 with X-Gen 1, then A2 with X-Gen 2", got)
 	}
 
-	// A message of an identity that is gone (an old configuration's, after
+	// A message the previous configuration shaped after the reload brings
+	// its settings and goes out with them.
+	late := msg("A", 3)
+	late.Identity, late.Settings = "gen1", &Endpoint{}
+	*late.Settings = gen("1")
+	h.enqueue(late)
+	h.waitCount("delivered:rx", 3)
+	if got := rx.got(); got[3].Header.Get("X-Gen") != "1" {
+		t.Errorf("a late message of generation 1 went out with X-Gen %q", got[3].Header.Get("X-Gen"))
+	}
+
+	// One of an identity that is gone and brings no settings (loaded after
 	// a restart) is not sent with the current settings.
-	stale := msg("A", 3)
+	stale := msg("A", 4)
 	stale.Identity = "gen1"
 	if err := h.eng.Enqueue(t.Context(), stale); err != nil {
 		t.Fatal(err)
 	}
 	if dead, _ := h.eng.DeadLetters("rx", 0); len(dead) != 1 || dead[0].Reason != ReasonChanged {
-		t.Fatalf("dead letters %+v, want A3 with reason %s", dead, ReasonChanged)
+		t.Fatalf("dead letters %+v, want A4 with reason %s", dead, ReasonChanged)
 	}
 }
 

@@ -189,6 +189,14 @@ func (s *endpointState) add(r *entry) {
 	s.place(r, cfg.Ordered)
 }
 
+// hold makes cfg the configuration of its identity's messages, unless one
+// is held already.
+func (s *endpointState) hold(cfg *endpointConfig) {
+	if s.configFor(cfg.Identity) == nil {
+		s.held[cfg.Identity] = &heldConfig{cfg: cfg}
+	}
+}
+
 // unbind ends r's hold on its configuration.
 func (s *endpointState) unbind(r *entry) {
 	if h := s.held[r.identity]; h != nil {

@@ -14,6 +14,12 @@ type Message struct {
 	// delivered only with that identity's URL, headers and secrets. Empty
 	// means whatever identity the endpoint has when the message is queued.
 	Identity string
+	// Settings, when the caller has them, is the endpoint of Identity. A
+	// message whose Identity is no longer its Name's current one (shaped
+	// by the previous configuration just before a reload) is then still
+	// accepted and sent with these settings. They are not stored: after a
+	// restart such a message becomes a dead letter (ReasonChanged).
+	Settings *Endpoint
 	// Lane is the ordering key, e.g. the conversation id. On an ordered
 	// endpoint, messages of one lane are delivered one at a time in
 	// enqueue order; the empty lane is a lane like any other.
