@@ -27,7 +27,7 @@ import (
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 )
 
-// These tests show issue 6's "Must show" at the Caddy level: real Caddy
+// These tests show durable, ordered delivery at the Caddy level: real Caddy
 // (in-process through caddytest, or the built binary as a subprocess), real
 // HTTP receivers and real bbolt outbox files.
 

@@ -164,6 +164,8 @@ func (rt *pipeline) deactivate(a *App) {
 
 // open opens the outbox and starts its engine; rt.mu is held.
 func (rt *pipeline) open(opts delivery.Options) error {
+	// Conversation state is kept in a durable outbox's file; with outbox
+	// memory there is nothing to outlive the process.
 	var store delivery.Store
 	if rt.outbox.Kind == "memory" {
 		store = delivery.NewMemoryStore()
@@ -173,10 +175,11 @@ func (rt *pipeline) open(opts delivery.Options) error {
 				return fmt.Errorf("creating the outbox directory: %v", err)
 			}
 		}
-		var err error
-		if store, err = delivery.OpenBolt(rt.outbox.Path); err != nil {
+		bolt, err := delivery.OpenBolt(rt.outbox.Path)
+		if err != nil {
 			return err
 		}
+		store, rt.stateKV = bolt, bolt.KeyValues("conversations")
 	}
 	engine, err := delivery.New(store, opts)
 	if err != nil {
@@ -184,7 +187,6 @@ func (rt *pipeline) open(opts delivery.Options) error {
 		return err
 	}
 	rt.engine = engine
-	rt.stateKV = delivery.KeyValues(store, "conversations")
 	return nil
 }
 

@@ -126,7 +126,7 @@ func TestConversationStateOnDiskIsPrunedAsItExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	kv := delivery.KeyValues(store, "conversations")
+	kv := store.KeyValues("conversations")
 	now := time.Unix(1_700_000_000, 0)
 	clock := func() time.Time { return now }
 	stored := func() []string {

@@ -123,7 +123,7 @@ func TestCorruptRecordStaysQueued(t *testing.T) {
 	if d := h.clock.waitTimer(t); d != time.Hour { // refused, retry in an hour
 		t.Fatalf("retry in %s, want 1h", d)
 	}
-	db := store.(*boltStore).db
+	db := store.(*BoltStore).db
 	bad := []byte{recordVersion, 0xff}
 	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPending).Put(seqKey(1), bad) }); err != nil {
 		t.Fatal(err)

@@ -14,19 +14,14 @@ type KV interface {
 	Write(puts map[string][]byte, deletes []string) error
 }
 
-// KeyValues returns the space called name in a durable store, or nil when
-// the store is not durable (the memory store), where there is nothing to
-// outlive.
-func KeyValues(s Store, name string) KV {
-	bs, ok := s.(*boltStore)
-	if !ok {
-		return nil
-	}
-	return boltKV{store: bs, bucket: []byte("kv/" + name)}
+// KeyValues returns the key-value space called name, kept in the outbox
+// file.
+func (s *BoltStore) KeyValues(name string) KV {
+	return boltKV{store: s, bucket: []byte("kv/" + name)}
 }
 
 type boltKV struct {
-	store  *boltStore
+	store  *BoltStore
 	bucket []byte
 }
 

@@ -3,7 +3,9 @@ package delivery
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -23,10 +25,11 @@ var (
 // a single transaction unboundedly large.
 const maxBatch = 1000
 
-// boltStore is a Store in a bbolt file. All writes go through one committer
+// BoltStore is a Store in a bbolt file; it also holds key-value spaces
+// (KeyValues) for state that should live as long as the messages do. All writes go through one committer
 // goroutine that folds whatever writes are waiting into one transaction: one
 // fsync serves many concurrent Enqueue calls, with no added delay when idle.
-type boltStore struct {
+type BoltStore struct {
 	db     *bolt.DB
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -42,10 +45,17 @@ type boltOp struct {
 // OpenBolt opens or creates the bbolt outbox at path. Pending messages in it
 // are delivered by the Engine given it. The file is locked: a second
 // process opening it fails after 5 seconds instead of waiting forever.
-func OpenBolt(path string) (Store, error) {
+func OpenBolt(path string) (*BoltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("delivery: opening outbox %s: %w (is another process using it?)", path, err)
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("delivery: outbox %s is locked by another process (another Caddy using the same outbox?): stop it or give this one its own path", path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("delivery: outbox %s: its directory does not exist: create it or choose another path", path)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("delivery: outbox %s: permission denied: let the user Caddy runs as write it, or choose another path", path)
+	case err != nil:
+		return nil, fmt.Errorf("delivery: opening outbox %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketPending, bucketDead, bucketDeadID, bucketDeadN} {
@@ -59,7 +69,7 @@ func OpenBolt(path string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("delivery: preparing outbox %s: %w", path, err)
 	}
-	s := &boltStore{db: db, ops: make(chan *boltOp, maxBatch), done: make(chan struct{})}
+	s := &BoltStore{db: db, ops: make(chan *boltOp, maxBatch), done: make(chan struct{})}
 	go s.commitLoop()
 	return s, nil
 }
@@ -67,7 +77,7 @@ func OpenBolt(path string) (Store, error) {
 // update runs fn in a (shared) write transaction and returns once it is
 // committed. fn may run more than once, so it must only write to the
 // transaction and to variables it resets itself.
-func (s *boltStore) update(fn func(*bolt.Tx) error) error {
+func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
 	ch := make(chan error, 1)
 	if err := s.submit(fn, func(err error) { ch <- err }); err != nil {
 		return err
@@ -79,7 +89,7 @@ func (s *boltStore) update(fn func(*bolt.Tx) error) error {
 // commit; the committer calls done with its result. It fails only with
 // ErrClosed, and then fn never runs. Close commits whatever was submitted
 // before it.
-func (s *boltStore) submit(fn func(*bolt.Tx) error, done func(error)) error {
+func (s *BoltStore) submit(fn func(*bolt.Tx) error, done func(error)) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -89,7 +99,7 @@ func (s *boltStore) submit(fn func(*bolt.Tx) error, done func(error)) error {
 	return nil
 }
 
-func (s *boltStore) commitLoop() {
+func (s *BoltStore) commitLoop() {
 	defer close(s.done)
 	for op := range s.ops {
 		batch := []*boltOp{op}
@@ -145,7 +155,7 @@ func getCount(b *bolt.Bucket, endpoint string) int {
 	return 0
 }
 
-func (s *boltStore) Add(recs []*Record) error {
+func (s *BoltStore) Add(recs []*Record) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPending)
 		for _, r := range recs {
@@ -162,7 +172,7 @@ func (s *boltStore) Add(recs []*Record) error {
 	})
 }
 
-func (s *boltStore) Save(rec *Record) error {
+func (s *BoltStore) Save(rec *Record) error {
 	v := encodeRecord(rec)
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPending)
@@ -175,7 +185,7 @@ func (s *boltStore) Save(rec *Record) error {
 
 // Delete queues the delete for the next group commit, without waiting for
 // it (see Store.Delete).
-func (s *boltStore) Delete(seq uint64, done func(error)) {
+func (s *BoltStore) Delete(seq uint64, done func(error)) {
 	err := s.submit(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).Delete(seqKey(seq))
 	}, done)
@@ -184,7 +194,7 @@ func (s *boltStore) Delete(seq uint64, done func(error)) {
 	}
 }
 
-func (s *boltStore) Bury(rec *Record, keep int) (int, error) {
+func (s *BoltStore) Bury(rec *Record, keep int) (int, error) {
 	v := encodeRecord(rec)
 	var trimmed int
 	err := s.update(func(tx *bolt.Tx) error {
@@ -198,7 +208,7 @@ func (s *boltStore) Bury(rec *Record, keep int) (int, error) {
 	return trimmed, err
 }
 
-func (s *boltStore) BuryPending(seqs []uint64, reason string, at time.Time, keep int) (int, error) {
+func (s *BoltStore) BuryPending(seqs []uint64, reason string, at time.Time, keep int) (int, error) {
 	var trimmed int
 	err := s.update(func(tx *bolt.Tx) error {
 		trimmed = 0
@@ -271,7 +281,7 @@ func putDead(tx *bolt.Tx, rec *Record, v []byte, keep int) (int, error) {
 
 // Body reads from a read transaction, which does not wait for the
 // committer: a lookup in the mmap and one copy of the body.
-func (s *boltStore) Body(seq uint64) ([]byte, error) {
+func (s *BoltStore) Body(seq uint64) ([]byte, error) {
 	var body []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPending).Get(seqKey(seq))
@@ -285,7 +295,7 @@ func (s *boltStore) Body(seq uint64) ([]byte, error) {
 	return body, err
 }
 
-func (s *boltStore) Pending() ([]*Record, error) {
+func (s *BoltStore) Pending() ([]*Record, error) {
 	var out []*Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
@@ -320,7 +330,7 @@ func eachDead(tx *bolt.Tx, endpoint string, fn func(k []byte, r *Record) bool) e
 	return nil
 }
 
-func (s *boltStore) DeadLetters(endpoint string, limit int) ([]Record, error) {
+func (s *BoltStore) DeadLetters(endpoint string, limit int) ([]Record, error) {
 	var out []Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachDead(tx, endpoint, func(_ []byte, r *Record) bool {
@@ -347,7 +357,7 @@ func findDead(tx *bolt.Tx, endpoint, id string) ([]byte, *Record, error) {
 	return k, r, err
 }
 
-func (s *boltStore) DeadLetter(endpoint, id string) (Record, error) {
+func (s *BoltStore) DeadLetter(endpoint, id string) (Record, error) {
 	var out Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		_, r, err := findDead(tx, endpoint, id)
@@ -384,7 +394,7 @@ func requeue(tx *bolt.Tx, r *Record, identity string) error {
 	return b.Put(seqKey(seq), encodeRecord(r))
 }
 
-func (s *boltStore) Revive(endpoint, id, identity string) (*Record, error) {
+func (s *BoltStore) Revive(endpoint, id, identity string) (*Record, error) {
 	var out *Record
 	err := s.update(func(tx *bolt.Tx) error {
 		k, r, err := findDead(tx, endpoint, id)
@@ -400,7 +410,7 @@ func (s *boltStore) Revive(endpoint, id, identity string) (*Record, error) {
 	return out, err
 }
 
-func (s *boltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
+func (s *BoltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 	var out []*Record
 	err := s.update(func(tx *bolt.Tx) error {
 		out = nil
@@ -427,7 +437,7 @@ func (s *boltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 	return out, err
 }
 
-func (s *boltStore) Forget(endpoint, id string) error {
+func (s *BoltStore) Forget(endpoint, id string) error {
 	return s.update(func(tx *bolt.Tx) error {
 		k, r, err := findDead(tx, endpoint, id)
 		if err != nil {
@@ -437,7 +447,7 @@ func (s *boltStore) Forget(endpoint, id string) error {
 	})
 }
 
-func (s *boltStore) ForgetAll(endpoint string) (int, error) {
+func (s *BoltStore) ForgetAll(endpoint string) (int, error) {
 	var n int
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
@@ -462,7 +472,7 @@ func (s *boltStore) ForgetAll(endpoint string) (int, error) {
 	return n, err
 }
 
-func (s *boltStore) DeadCounts() (map[string]int, error) {
+func (s *BoltStore) DeadCounts() (map[string]int, error) {
 	out := map[string]int{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDeadN).ForEach(func(k, v []byte) error {
@@ -475,7 +485,7 @@ func (s *boltStore) DeadCounts() (map[string]int, error) {
 	return out, err
 }
 
-func (s *boltStore) Close() error {
+func (s *BoltStore) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

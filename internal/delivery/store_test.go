@@ -3,8 +3,10 @@ package delivery
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -213,5 +215,34 @@ func TestCodecRoundTrip(t *testing.T) {
 		if _, err := decodeRecord(bad); err == nil {
 			t.Errorf("decoded %q", bad)
 		}
+	}
+}
+
+func TestOpenBoltSaysWhatWentWrong(t *testing.T) {
+	dir := t.TempDir()
+	held, err := OpenBolt(filepath.Join(dir, "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	tests := []struct{ name, path, want string }{
+		{"missing directory", filepath.Join(dir, "nope", "outbox.db"), "its directory does not exist"},
+		{"locked by another", filepath.Join(dir, "outbox.db"), "locked by another process"},
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		os.Mkdir(ro, 0o500)
+		tests = append(tests, struct{ name, path, want string }{"read-only directory", filepath.Join(ro, "outbox.db"), "permission denied"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() && tt.name == "locked by another" {
+				t.Skip("waits for bbolt's 5s lock timeout; skipped with -short")
+			}
+			_, err := OpenBolt(tt.path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("OpenBolt = %v, want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-// Package nodereceiver runs Chatzuri's documented webhook receiver (seed 001)
+// Package nodereceiver runs Chatzuri's documented webhook receiver (the Express server from its webhook documentation)
 // under Node.js for tests, so that deliveries are checked by the very code
 // receivers run, not by a Go imitation of it.
 package nodereceiver
