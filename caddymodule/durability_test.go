@@ -605,28 +605,35 @@ func TestReloadAppliesNewOutboxLimits(t *testing.T) {
 	}
 }
 
+// newHeldLookups is a user_info service that holds lookups of paths ending
+// in held until release is called (at the latest when the test ends, before
+// Caddy stops) and answers the others at once.
+func newHeldLookups(t *testing.T, held string) (*httptest.Server, func()) {
+	released := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(released) }) }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, held) {
+			select {
+			case <-released:
+			case <-r.Context().Done():
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"name":"Someone"}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(release)
+	return srv, release
+}
+
 // Two turns of one conversation, sent one after the other, must reach the
 // receiver in that order even when the first takes longer to process (here:
 // its user_info lookup is slow) than the second.
 func TestPipelineKeepsTurnsOfOneConversationInOrder(t *testing.T) {
 	backend := newTurnBackend(t)
 	sink := newHookSink(t, nil)
-	release := make(chan struct{})
-	lookups := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/slow") {
-			<-release
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"name":"Someone"}`)
-	}))
-	defer lookups.Close()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	lookups, release := newHeldLookups(t, "/slow")
 	startChatCaddy(t, testCaddyfile("", "outbox memory\n\t\tworkers 2", fmt.Sprintf(`source openai
 		user_info %s/users/{contact.id} {
 			timeout 10s
@@ -654,7 +661,7 @@ func TestPipelineKeepsTurnsOfOneConversationInOrder(t *testing.T) {
 		case <-sink.changed:
 		case <-time.After(500 * time.Millisecond):
 		}
-		close(release)
+		release()
 	}()
 	checkOrder(t, sink.waitDistinct(2, 10*time.Second), []string{"ordered"}, 2)
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -337,17 +335,7 @@ func TestSecretsInWebhookURLsStayOutOfNamesMetricsAndLogs(t *testing.T) {
 func TestSlowLookupHoldsBackOnlyItsOwnConversations(t *testing.T) {
 	backend := newTurnBackend(t)
 	sink := newHookSink(t, nil)
-	release := make(chan struct{})
-	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "slow") {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		io.WriteString(w, `{"name":"Ana"}`)
-	}))
-	t.Cleanup(crm.Close)
+	crm, release := newHeldLookups(t, "/slow")
 	// Its own outbox: queue_size and workers shape a new pipeline only.
 	outbox := filepath.Join(t.TempDir(), "outbox.db")
 	startChatCaddy(t, testCaddyfile("", "outbox bbolt "+outbox+"\n\t\tqueue_size 64\n\t\tworkers 2", `source openai
@@ -357,7 +345,7 @@ func TestSlowLookupHoldsBackOnlyItsOwnConversations(t *testing.T) {
 		webhook `+sink.URL()+`/hook {
 			sign standard `+sinkSecret+`
 		}`, "reverse_proxy "+backend.Listener.Addr().String(), ""))
-	t.Cleanup(func() { close(release) }) // before Caddy stops
+	t.Cleanup(release) // before Caddy stops
 
 	// The pipeline shards by a hash of the conversation id's JSON: find a
 	// fast conversation on the other shard than the slow one.

@@ -79,6 +79,20 @@ func (d *decoder) field() []byte {
 	return v
 }
 
+// openRecord starts decoding an encoded record: a decoder past its version
+// byte, failed if the version is unknown, and the number of strings before
+// the body in that version.
+func openRecord(b []byte) (*decoder, int) {
+	if len(b) == 0 {
+		return &decoder{err: errBadRecord}, 0
+	}
+	n, ok := stringFields(b[0])
+	if !ok {
+		return &decoder{err: errBadRecord}, 0
+	}
+	return &decoder{b: b[1:]}, n
+}
+
 // stringFields is the number of length-prefixed strings before the body in
 // each record version.
 func stringFields(version byte) (int, bool) {
@@ -92,14 +106,7 @@ func stringFields(version byte) (int, bool) {
 }
 
 func decodeRecord(b []byte) (*Record, error) {
-	if len(b) == 0 {
-		return nil, errBadRecord
-	}
-	n, ok := stringFields(b[0])
-	if !ok {
-		return nil, errBadRecord
-	}
-	d := &decoder{b: b[1:]}
+	d, n := openRecord(b)
 	r := &Record{}
 	r.Seq = d.uvarint()
 	r.Attempts = int(d.uvarint())
@@ -118,14 +125,7 @@ func decodeRecord(b []byte) (*Record, error) {
 // decodeBody returns a copy of the body of an encoded record, skipping the
 // other fields.
 func decodeBody(b []byte) ([]byte, error) {
-	if len(b) == 0 {
-		return nil, errBadRecord
-	}
-	n, ok := stringFields(b[0])
-	if !ok {
-		return nil, errBadRecord
-	}
-	d := &decoder{b: b[1:]}
+	d, n := openRecord(b)
 	d.uvarint()   // Seq
 	d.uvarint()   // Attempts
 	d.uvarint()   // LastStatus
