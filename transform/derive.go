@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +103,21 @@ func (d *Deriver) Wants(method, path string, h map[string][]string) bool {
 		}
 	}
 	return false
+}
+
+// Emits returns the canonical event types the deriver's rules can emit,
+// sorted.
+func (d *Deriver) Emits() []string {
+	var types []string
+	for _, r := range d.rules {
+		for _, e := range r.emit {
+			if !contains(types, e.Event) {
+				types = append(types, e.Event)
+			}
+		}
+	}
+	slices.Sort(types)
+	return types
 }
 
 // Derive returns the events of every rule that matches the exchange.
