@@ -243,7 +243,7 @@ func parseCond(d *caddyfile.Dispenser, args []string) (transform.Cond, error) {
 //		events <event...>
 //		sign <scheme> <secret...> [{ algorithm|encoding|header|prefix|timestamp_header|id_header <value>; signed_timestamp }]
 //		header <name> <value>
-//		body <key> <value>
+//		body <key> <value>          (value: JSON, else text)
 //		retry <duration...> | retry off
 //		timeout <duration>
 //		ordering conversation|none
@@ -332,8 +332,7 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 				body = append(body, ',')
 			}
 			kb, _ := json.Marshal(k)
-			vb, _ := json.Marshal(v)
-			body = append(append(append(body, kb...), ':'), vb...)
+			body = append(append(append(body, kb...), ':'), bodyValue(v)...)
 		case "retry":
 			args := d.RemainingArgs()
 			if len(args) == 1 && args[0] == "off" {
@@ -385,6 +384,18 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 		}
 	}
 	return wh, nil
+}
+
+// bodyValue is the JSON of a `body <key> <value>` value: a value that
+// parses as JSON is that JSON (1, true, null, {"a":[1]}, "\"13010\""), as
+// the extra parameters of a campaign chatbot's webhook are written; any
+// other text is a string, which may hold placeholders ("{account.id}").
+func bodyValue(v string) []byte {
+	if json.Valid([]byte(v)) {
+		return []byte(v)
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // parseSchema reads a custom schema:

@@ -105,6 +105,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(r.webhooks) == 0 {
 		ctx.Logger().Warn("chat_webhooks has no webhook: events are derived but delivered nowhere")
 	}
+	warnUnreachable(ctx.Logger(), r)
 	h.route = r
 	return nil
 }

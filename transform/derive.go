@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,6 +105,21 @@ func (d *Deriver) Wants(method, path string, h map[string][]string) bool {
 	return false
 }
 
+// Emits returns the canonical event types the deriver's rules can emit,
+// sorted.
+func (d *Deriver) Emits() []string {
+	var types []string
+	for _, r := range d.rules {
+		for _, e := range r.emit {
+			if !contains(types, e.Event) {
+				types = append(types, e.Event)
+			}
+		}
+	}
+	slices.Sort(types)
+	return types
+}
+
 // Derive returns the events of every rule that matches the exchange.
 func (d *Deriver) Derive(ex *Exchange) Outcome {
 	var out Outcome
@@ -143,15 +159,53 @@ func (d *Deriver) emit(v *view, r *compiledRule, when time.Time, out *Outcome) {
 		if len(e.fields) > 0 {
 			ev = d.override(v, data, e.fields)
 		}
+		ev, ok := markIncomplete(v, ev, e.Event)
+		if !ok {
+			continue
+		}
 		if d.state != nil {
 			if conv == nil {
 				conv = loadConv(d.state, &ev)
 			}
-			ev.entries = conv.apply(ev.entries, e.Event)
+			if ev.entries, ok = conv.apply(ev.entries, e.Event); !ok {
+				continue
+			}
 		}
 		out.Events = append(out.Events, Event{ID: NewID(), Type: e.Event, Time: when.UTC(), Data: ev.render()})
 	}
 	conv.save()
+}
+
+// markIncomplete says in an event what its exchange did not tell in full:
+// message.incomplete or reply.incomplete when that text was read from a
+// stream that ended early, and message.incomplete when the request was cut
+// and its text is missing. A message event that is left with neither
+// message nor reply text is not emitted (false): it would be empty.
+func markIncomplete(v *view, ev builtData, typ string) (builtData, bool) {
+	msg, hasMsg := findDocEntry(ev.entries, "message.content")
+	reply, hasReply := findDocEntry(ev.entries, "reply.content")
+	msgCut := hasMsg && msg.partial
+	if !hasMsg && v.reqCut && (strings.HasPrefix(typ, "message.") || typ == GroupMessageReceived) {
+		if !hasReply {
+			return ev, false
+		}
+		msgCut = true
+	}
+	replyCut := hasReply && reply.partial
+	if !msgCut && !replyCut {
+		return ev, true
+	}
+	entries := ev.entries[:len(ev.entries):len(ev.entries)] // never append into a slice another event shares
+	for _, m := range []struct {
+		path string
+		cut  bool
+	}{{"message.incomplete", msgCut}, {"reply.incomplete", replyCut}} {
+		if _, set := findEntry(entries, m.path); m.cut && !set {
+			entries = append(entries, docEntry{path: m.path, raw: []byte("true")})
+		}
+	}
+	ev.entries = entries
+	return ev, true
 }
 
 // forEach calls fn once per innermost element of the rule's each, with
@@ -196,18 +250,21 @@ type builtData struct {
 	conv bool
 }
 
+// has reports whether a field has a value: a field known to be null has
+// none.
 func (b builtData) has(path string) bool {
-	_, ok := findEntry(b.entries, path)
+	_, ok := b.get(path)
 	return ok
 }
 
-// get returns the value of a field.
+// get returns the value of a field; ok is false when it is absent or null.
 func (b *builtData) get(path string) (gjson.Result, bool) {
 	raw, ok := findEntry(b.entries, path)
 	if !ok {
 		return gjson.Result{}, false
 	}
-	return gjson.ParseBytes(raw), true
+	r := gjson.ParseBytes(raw)
+	return r, r.Type != gjson.Null
 }
 
 func (b builtData) render() []byte {
@@ -219,12 +276,17 @@ func (b builtData) render() []byte {
 }
 
 func findEntry(entries []docEntry, path string) ([]byte, bool) {
+	e, ok := findDocEntry(entries, path)
+	return e.raw, ok
+}
+
+func findDocEntry(entries []docEntry, path string) (docEntry, bool) {
 	for _, e := range entries {
 		if e.path == path {
-			return e.raw, true
+			return e, true
 		}
 	}
-	return nil, false
+	return docEntry{}, false
 }
 
 // override lays an emit's own fields (more) over data, the rule's fields as
@@ -274,7 +336,8 @@ func resolveFields(v *view, entries []docEntry, vals []byte, fields []compiledFi
 			start := len(vals)
 			var ok bool
 			if vals, ok = f.from[i].appendValue(vals, v); ok {
-				entries = append(entries, docEntry{path: f.to, raw: vals[start:len(vals):len(vals)]})
+				partial := v.respPartial && f.from[i].readsResponse()
+				entries = append(entries, docEntry{path: f.to, raw: vals[start:len(vals):len(vals)], partial: partial})
 				break
 			}
 			vals = vals[:start]

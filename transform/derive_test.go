@@ -307,3 +307,33 @@ func TestEmitFieldsKeepConfiguredConversationIDAndRuleFields(t *testing.T) {
 		}
 	}
 }
+
+// A request cut at the capture cap is not JSON, so its message text is
+// lost: a message event would be empty and is not emitted, and a reply to
+// it says that its message is missing.
+func TestCutRequestYieldsNoEmptyMessageEvent(t *testing.T) {
+	cut := []byte(chatRequest[:len(chatRequest)/2])
+	tests := []struct {
+		name string
+		ex   Exchange
+		want []string
+	}{
+		{"unanswered", Exchange{Status: 0}, nil},
+		{"answered", Exchange{Status: 200, ResponseHeader: jsonHeader(), ResponseBody: []byte(chatAnswer)},
+			[]string{`message.replied {"conversation":{"ai_enabled":true},"channel":"api","message":{"direction":"incoming","incomplete":true},"reply":{"id":"chatcmpl-1","content":"It ships today."},"extra":{"model":"gpt-test"}}`}},
+	}
+	d, err := NewDeriver(DeriverConfig{Presets: []string{"openai"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := tc.ex
+			ex.Method, ex.Path, ex.RequestHeader, ex.RequestBody, ex.RequestTruncated = "POST", "/v1/chat/completions", jsonHeader(), cut, true
+			out := d.Derive(&ex)
+			if got := eventData(out); strings.Join(got, "\n") != strings.Join(tc.want, "\n") || !contains(out.Problems, ProblemTruncated) {
+				t.Errorf("got %v, problems %v\nwant %v", got, out.Problems, tc.want)
+			}
+		})
+	}
+}

@@ -73,6 +73,13 @@ var Fields = []string{
 	// is source_id.
 	"contact_inbox.id", "contact_inbox.created_at", "contact_inbox.updated_at",
 	"contact_inbox.hmac_verified",
+	"message.additional_attributes",
+	// true when the text is not whole: read from a stream that ended early,
+	// or (message) missing because the request was cut. Absent otherwise.
+	"message.incomplete", "reply.incomplete",
+	// true when the reply is the model's refusal; reply.content holds its
+	// text.
+	"reply.refusal",
 }
 
 // Event is one canonical chat event. Data is a JSON object whose paths are

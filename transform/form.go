@@ -13,13 +13,18 @@ import (
 // body into a JSON object of its text fields, in order, so that a rule reads
 // a form field with the same request.body.<name> path as a JSON member. A
 // repeated name stays repeated (a path reads the first); file parts are
-// skipped. A malformed or cut-off form yields the fields before the damage.
-func formJSON(body []byte, h http.Header, limit int64) ([]byte, string) {
+// skipped. A malformed or cut-off form yields the fields before the damage:
+// cut says the body was cut, so its last field may be only a beginning and
+// is left out.
+func formJSON(body []byte, h http.Header, cut bool, limit int64) ([]byte, string) {
 	doc := append(make([]byte, 0, len(body)+len(body)/8+2), '{')
 	var problem string
 	if mediaType(h) == "multipart/form-data" {
 		doc, problem = appendMultipartFields(doc, body, h.Get("Content-Type"), limit)
 	} else {
+		if cut {
+			body = body[:max(bytes.LastIndexByte(body, '&'), 0)]
+		}
 		doc = appendURLEncodedFields(doc, body)
 	}
 	return append(doc, '}'), problem

@@ -17,6 +17,7 @@ func TestFormBodiesReadAsJSONObjects(t *testing.T) {
 	tests := []struct {
 		name, ctype, body, want, problem string
 		limit                            int64
+		cut                              bool
 	}{
 		{name: "url-encoded fields in order", ctype: "application/x-www-form-urlencoded",
 			body: "from=Ana+%3Cana%40example.com%3E&subject=Hi%21&body-plain=line1%0D%0Aline2", want: `{"from":"Ana <ana@example.com>","subject":"Hi!","body-plain":"line1\r\nline2"}`},
@@ -24,6 +25,10 @@ func TestFormBodiesReadAsJSONObjects(t *testing.T) {
 			body: "to=a&to=b&=x&&flag", want: `{"to":"a","to":"b","flag":""}`},
 		{name: "a bad escape is kept, invalid UTF-8 replaced", ctype: "application/x-www-form-urlencoded",
 			body: "q=100%25+%zz&r=%FF", want: `{"q":"100% %zz","r":"` + "\uFFFD" + `"}`},
+		{name: "url-encoded cut at the capture cap loses its last field, which may be only a beginning", ctype: "application/x-www-form-urlencoded", cut: true,
+			body: "from=rui%40example.com&stripped-text=Hello+the", want: `{"from":"rui@example.com"}`},
+		{name: "url-encoded cut with one field keeps nothing", ctype: "application/x-www-form-urlencoded", cut: true,
+			body: "stripped-text=Hello+the", want: `{}`},
 		{name: "multipart text fields, files skipped", ctype: multipart,
 			body: part("from", "rui@example.com") + file + part("text", "Hello\n") + end, want: `{"from":"rui@example.com","text":"Hello\n"}`},
 		{name: "multipart cut at the capture cap keeps the fields before", ctype: multipart,
@@ -39,7 +44,7 @@ func TestFormBodiesReadAsJSONObjects(t *testing.T) {
 			if limit == 0 {
 				limit = DefaultDecodeLimit
 			}
-			doc, problem := formJSON([]byte(tc.body), http.Header{"Content-Type": {tc.ctype}}, limit)
+			doc, problem := formJSON([]byte(tc.body), http.Header{"Content-Type": {tc.ctype}}, tc.cut, limit)
 			if string(doc) != tc.want || problem != tc.problem {
 				t.Errorf("got %s (%q), want %s (%q)", doc, problem, tc.want, tc.problem)
 			}

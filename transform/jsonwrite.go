@@ -72,6 +72,8 @@ func appendResult(dst []byte, r gjson.Result) []byte {
 type docEntry struct {
 	path string
 	raw  []byte
+	// partial says the value was read from a stream that ended early.
+	partial bool
 }
 
 // buildDoc writes entries as one nested JSON object, grouping dotted paths

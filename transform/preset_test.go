@@ -1,74 +1,35 @@
 package transform
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/presetcases"
 )
 
-// fixture reads a file under testdata/presets.
-func fixture(t testing.TB, name string) []byte {
+// exchange builds the Exchange a case's step describes.
+func exchange(t testing.TB, x presetcases.Exchange) *Exchange {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "presets", name))
+	u, err := url.Parse(x.Target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
-}
-
-// traffic describes one exchange in terms of fixture files.
-type traffic struct {
-	method, target string // target is path?query
-	reqType        string // request media type; default application/json
-	reqHeader      http.Header
-	req            string // fixture file, or inline body when it starts with '{'
-	status         int
-	respType       string // default application/json, text/event-stream for .sse
-	resp           string
-	cut            string // cut the response body before this text
-}
-
-func (tr traffic) exchange(t testing.TB) *Exchange {
-	t.Helper()
-	u, err := url.Parse(tr.target)
-	if err != nil {
-		t.Fatal(err)
+	ex := &Exchange{Method: x.Method, Path: u.Path, RawQuery: u.RawQuery, Status: x.Status,
+		RequestHeader: http.Header{}, ResponseHeader: http.Header{}, RequestBody: x.RequestBody(t)}
+	for k, v := range x.RequestHeader {
+		ex.RequestHeader.Set(k, v)
 	}
-	body := func(s string) []byte {
-		if s == "" || strings.HasPrefix(s, "{") {
-			return []byte(s)
+	ex.RequestHeader.Set("Content-Type", x.RequestContentType())
+	if x.Status != 0 {
+		ex.ResponseBody = x.ResponseBody(t)
+		if ct := x.ResponseContentType(); ct != "" {
+			ex.ResponseHeader.Set("Content-Type", ct)
 		}
-		return fixture(t, s)
-	}
-	ex := &Exchange{Method: tr.method, Path: u.Path, RawQuery: u.RawQuery, Status: tr.status,
-		RequestHeader: http.Header{}, ResponseHeader: http.Header{}, RequestBody: body(tr.req), ResponseBody: body(tr.resp)}
-	for k, v := range tr.reqHeader {
-		ex.RequestHeader[k] = v
-	}
-	ex.RequestHeader.Set("Content-Type", "application/json")
-	if tr.reqType != "" {
-		ex.RequestHeader.Set("Content-Type", tr.reqType)
-	}
-	switch {
-	case tr.respType != "":
-		ex.ResponseHeader.Set("Content-Type", tr.respType)
-	case strings.HasSuffix(tr.resp, ".sse"):
-		ex.ResponseHeader.Set("Content-Type", "text/event-stream")
-	case tr.resp != "":
-		ex.ResponseHeader.Set("Content-Type", "application/json; charset=utf-8")
-	}
-	if tr.cut != "" {
-		i := bytes.Index(ex.ResponseBody, []byte(tr.cut))
-		if i < 0 {
-			t.Fatalf("cut %q not in %s", tr.cut, tr.resp)
-		}
-		ex.ResponseBody = ex.ResponseBody[:i]
 	}
 	return ex
 }
@@ -113,59 +74,34 @@ func checkEvents(t *testing.T, got []Event, wants []want) {
 	}
 }
 
-// presetCase is one entry of testdata/presets/cases.json: an exchange and
-// the exact events it must yield. The same file drives the Caddy-level test
-// of the presets in caddymodule, so both read one specification.
-type presetCase struct {
-	Name          string            `json:"name"`
-	Method        string            `json:"method"`
-	Target        string            `json:"target"` // path?query
-	RequestType   string            `json:"request_type,omitempty"`
-	RequestHeader map[string]string `json:"request_header,omitempty"`
-	Request       string            `json:"request,omitempty"` // fixture file, or inline body when it starts with '{'
-	Status        int               `json:"status,omitempty"`
-	ResponseType  string            `json:"response_type,omitempty"`
-	Response      string            `json:"response,omitempty"`
-	Cut           string            `json:"cut,omitempty"` // cut the response body before this text
-	Events        []struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	} `json:"events"`
-	Problems []string `json:"problems,omitempty"`
-}
-
-func (c presetCase) traffic() traffic {
-	tr := traffic{method: c.Method, target: c.Target, reqType: c.RequestType, req: c.Request,
-		status: c.Status, respType: c.ResponseType, resp: c.Response, cut: c.Cut}
-	if len(c.RequestHeader) > 0 {
-		tr.reqHeader = http.Header{}
-		for k, v := range c.RequestHeader {
-			tr.reqHeader.Set(k, v)
-		}
-	}
-	return tr
-}
-
-func (c presetCase) wants() []want {
+func wants(x presetcases.Exchange) []want {
 	var out []want
-	for _, e := range c.Events {
+	for _, e := range x.Events {
 		out = append(out, want{e.Type, string(e.Data)})
 	}
 	return out
 }
 
+// TestPresetsDeriveCanonicalEvents runs testdata/presets/cases.json, the
+// specification of every preset that caddymodule also runs through Caddy.
+// Cases of one exchange run without conversation state; cases of several
+// steps share one state, as they share one Caddy, so each such case keeps
+// to conversations of its own.
 func TestPresetsDeriveCanonicalEvents(t *testing.T) {
-	var cases []presetCase
-	if err := json.Unmarshal(fixture(t, "cases.json"), &cases); err != nil {
-		t.Fatalf("testdata/presets/cases.json: %v", err)
-	}
-	d := allPresetsDeriver(t, nil)
-	for _, tc := range cases {
+	stateless := allPresetsDeriver(t, nil)
+	stateful := allPresetsDeriver(t, NewMemoryState(0, time.Hour))
+	for _, tc := range presetcases.Load(t) {
+		d := stateless
+		if tc.Stateful() {
+			d = stateful
+		}
 		t.Run(tc.Name, func(t *testing.T) {
-			out := d.Derive(tc.traffic().exchange(t))
-			checkEvents(t, out.Events, tc.wants())
-			if strings.Join(out.Problems, ",") != strings.Join(tc.Problems, ",") {
-				t.Errorf("problems %v, want %v", out.Problems, tc.Problems)
+			for i, x := range tc.Exchanges() {
+				out := d.Derive(exchange(t, x))
+				checkEvents(t, out.Events, wants(x))
+				if strings.Join(out.Problems, ",") != strings.Join(x.Problems, ",") {
+					t.Errorf("step %d: problems %v, want %v", i+1, out.Problems, x.Problems)
+				}
 			}
 		})
 	}

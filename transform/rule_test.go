@@ -114,25 +114,41 @@ func TestBodyConditionsDoNotStopCapture(t *testing.T) {
 	}
 }
 
-func TestTextSourceFlattensParts(t *testing.T) {
+func TestSourceModifiers(t *testing.T) {
 	tests := []struct {
-		body string
-		want string // JSON value, or "" for absent
+		source, body string
+		want         string // JSON value, or "" for absent
 	}{
-		{`{"v":"plain"}`, `"plain"`},
-		{`{"v":[{"type":"text","text":"a"},{"type":"image_url"},{"type":"input_text","text":"b"}]}`, `"a b"`},
-		{`{"v":["Ana","","Lopes"]}`, `"Ana Lopes"`},
-		{`{"v":{"type":"text","text":"one"}}`, `"one"`},
-		{`{"v":[{"type":"image_url"}]}`, ""},
-		{`{"v":42}`, ""},
-		{`{"v":""}`, ""},
+		{"text:request.body.v", `{"v":"plain"}`, `"plain"`},
+		{"text:request.body.v", `{"v":[{"type":"text","text":"third "},{"type":"image_url"},{"type":"input_text","text":"as parts"}]}`, `"third as parts"`},
+		{"text:request.body.v", `{"v":{"type":"text","text":"one"}}`, `"one"`},
+		{"text:request.body.v", `{"v":[{"type":"image_url"}]}`, ""},
+		{"text:request.body.v", `{"v":42}`, ""},
+		{"text:request.body.v", `{"v":""}`, ""},
+		{"words:request.body.v", `{"v":["Ana","","Lopes"]}`, `"Ana Lopes"`},
+		{"words:request.body.[first,last]", `{"first":"Ana"}`, `"Ana"`},
+		{"trim:request.body.v", `{"v":"Hello,\r\nsee you.\n\n"}`, `"Hello,\r\nsee you."`},
+		{"trim:request.body.v", `{"v":" \n"}`, ""},
+		{"trim:request.body.v", `{"v":7}`, `7`},
+		{"email:request.body.v", `{"v":"Ana Lima <ana@example.com>"}`, `"ana@example.com"`},
+		{"email:request.body.v", `{"v":"\"Lima, Ana\" <ana@example.com>"}`, `"ana@example.com"`},
+		{"email:request.body.v", `{"v":"ana@example.com"}`, `"ana@example.com"`},
+		{"email:request.body.v", `{"v":"not an address"}`, ""},
+		{"email_name:request.body.v", `{"v":"Ana Lima <ana@example.com>"}`, `"Ana Lima"`},
+		{"email_name:request.body.v", `{"v":"=?UTF-8?Q?Jo=C3=A3o?= <joao@example.com>"}`, `"João"`},
+		{"email_name:request.body.v", `{"v":"ana@example.com"}`, ""},
+		{"request.body.v", `{"v":null}`, ""},
+		{"nullable:request.body.v", `{"v":null}`, `null`},
+		{"nullable:request.body.v", `{"v":"high"}`, `"high"`},
+		{"nullable:request.body.v", `{}`, ""},
 	}
 	for _, tc := range tests {
-		out := deriveOne(t, Rule{Name: "r", Fields: []Field{{To: "message.content", From: []string{"text:request.body.v"}}}, Emit: []Emit{{Event: MessageReceived}}}, tc.body)
-		got := out.Events[0].Get("message.content").Raw
-		if got != tc.want {
-			t.Errorf("%s: got %s, want %s", tc.body, got, tc.want)
-		}
+		t.Run(tc.source+" "+tc.body, func(t *testing.T) {
+			out := deriveOne(t, Rule{Name: "r", Fields: []Field{{To: "message.content", From: []string{tc.source}}}, Emit: []Emit{{Event: MessageReceived}}}, tc.body)
+			if got := out.Events[0].Get("message.content").Raw; got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
 	}
 }
 

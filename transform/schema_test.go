@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -30,7 +32,7 @@ const richData = `{
 	"account": {"id": 1, "name": "Chatwoot"},
 	"inbox": {"id": 2, "name": "Website"},
 	"conversation": {
-		"id": 150, "status": "open", "priority": "high", "ai_enabled": true,
+		"id": 150, "status": "open", "priority": "high", "ai_enabled": true, "team_id": 4,
 		"assignee": {"id": 7, "name": "Agent", "email": "agent@example.com"},
 		"labels": ["billing", "vip"], "attributes": {"plan": "pro"},
 		"additional_attributes": {
@@ -68,7 +70,7 @@ var perType = map[string]string{
 	MessageNoted:         agentMessage,
 	MessageUpdated:       `{"message": {"direction": "outgoing", "content_attributes": {"submitted_values": [{"title": "Option 1", "value": "option_1"}]}, "sender": {"id": 7, "name": "Agent", "email": "agent@example.com", "type": "user"}}}`,
 	ConversationUpdated:  `{"conversation": {"changed": [{"priority": {"previous_value": "low", "current_value": "high"}}]}}`,
-	ConversationStatus:   `{"conversation": {"changed": [{"status": {"previous_value": "open", "current_value": "resolved"}}], "status": "resolved"}}`,
+	ConversationStatus:   `{"conversation": {"status": "resolved"}}`,
 	GroupMessageReceived: `{"channel": "whatsapp"}`,
 	WidgetOpened: `{"widget": {"event_info": {"initiated_at": {"timestamp": "Tue Mar 03 2020 18:37:38 GMT-0700"}, "referer": "http://www.chatwoot.com",
 		"widget_language": "en", "browser_language": "en",
@@ -338,17 +340,27 @@ func voxsigSpecs() map[string]obj {
 	}
 }
 
-// chatwootSpecs is seed 004's message_created (ids as integers, as
-// Chatwoot sends them; created_at ISO 8601 and message_type text, as
-// Chatwoot 4.x sends them) and Chatwoot 4.x's other events.
+// chatwootSpecs is what Chatwoot 4.x sends (its models' webhook_data and
+// push_event_data), keeping the members of Chatwoot's first webhook
+// documentation (a message's top-level contact, a conversation's
+// display_id). Members marked optional are Chatwoot's that traffic never
+// tells (a contact's blocked flag, the assignee's type).
 func chatwootSpecs() map[string]obj {
 	account := obj{"id": "integer", "name": "string"}
 	inbox := obj{"id": "integer", "name": "string"}
-	contact := obj{"id": "integer", "name": "string", "email": "string", "phone_number": "string", "thumbnail": "string",
-		"custom_attributes": "object", "type": "string"}
+	contactFields := obj{"id": "integer", "name": "string", "email": "string", "phone_number": "string", "thumbnail": "string",
+		"custom_attributes": "object", "identifier?": "string", "additional_attributes?": "object", "blocked?": "boolean"}
+	// A contact as a message's sender and in contact events: no type.
+	contact := join(contactFields, obj{"account": account, "avatar": "string"})
+	// A contact as a conversation's meta.sender.
+	contactPush := join(contactFields, obj{"type": "string"})
 	user := obj{"id": "integer", "name": "string", "email": "string", "type": "string"}
 	message := obj{"id": "integer", "content": "string", "created_at": "string", "message_type": "string", "content_type": "string",
-		"content_attributes": "object", "source_id": "string|null", "private": "boolean", "sender?": anyOf{contact, user, agentBot}}
+		"content_attributes": "object", "additional_attributes": "object", "source_id": "string|null", "private": "boolean",
+		"sender?": anyOf{contact, user, agentBot}, "attachments?": []any{"object"}}
+	pushMessage := obj{"id": "integer", "content": "string", "account_id": "integer", "inbox_id": "integer", "conversation_id": "integer",
+		"message_type": "integer", "created_at": "integer", "private": "boolean", "source_id": "string|null", "content_type": "string",
+		"content_attributes": "object", "sender_type?": "string", "sender_id?": "integer|string", "sender?": anyOf{contactPush, user, agentBot}}
 	conversation := obj{
 		"additional_attributes": obj{
 			"browser":      obj{"device_name": "string", "browser_name": "string", "platform_name": "string", "browser_version": "string", "platform_version": "string"},
@@ -358,11 +370,12 @@ func chatwootSpecs() map[string]obj {
 		"can_reply": "boolean", "channel": "string", "id": "integer", "display_id": "integer", "inbox_id": "integer",
 		"contact_inbox": obj{"id": "integer", "contact_id": "integer", "inbox_id": "integer", "source_id": "string",
 			"created_at": "string", "updated_at": "string", "hmac_verified": "boolean"},
-		"messages": []any{message}, "labels": "[string]", "meta": obj{"sender": contact, "assignee": user},
-		"status": "string", "custom_attributes": "object", "snoozed_until": "string", "unread_count": "integer",
-		"first_reply_created_at": "string", "priority": "string|null", "waiting_since": "integer",
+		"messages": []any{pushMessage}, "labels": "[string]",
+		"meta":   obj{"sender": contactPush, "assignee": user, "assignee_type?": "string", "team": obj{"id": "integer"}, "hmac_verified": "boolean"},
+		"status": "string", "custom_attributes": "object", "snoozed_until": "string|null", "unread_count": "integer",
+		"first_reply_created_at": "string|null", "priority": "string|null", "waiting_since": "integer",
 		"agent_last_seen_at": "integer", "contact_last_seen_at": "integer", "last_activity_at": "integer",
-		"timestamp": "integer", "created_at": "integer", "account_id": "integer",
+		"timestamp": "integer", "created_at": "integer", "updated_at": "number", "account_id": "integer", "account": account,
 	}
 	messageEvent := join(message, obj{"event": "string", "contact": contact, "conversation": conversation, "account": account, "inbox": inbox})
 	event := obj{"event": "string"}
@@ -372,12 +385,51 @@ func chatwootSpecs() map[string]obj {
 	return map[string]obj{
 		"conversation_created":        join(event, conversation),
 		"conversation_updated":        join(event, conversation, changed("priority")),
-		"conversation_status_changed": join(event, conversation, changed("status")),
-		"contact_created":             join(event, contact, obj{"avatar": "string", "account": account}),
+		"conversation_status_changed": join(event, conversation, obj{"changed_attributes": "null"}),
+		"contact_created":             join(event, contact),
 		"message_created":             messageEvent,
 		"message_updated":             messageEvent,
 		"webwidget_triggered": {"id": "integer", "contact": contact, "inbox": inbox, "account": account, "current_conversation": conversation,
 			"source_id": "string", "event": "string", "event_info": "object"},
+	}
+}
+
+// TestChatwootPayloadsHaveTodaysTopLevelMembers lists the top-level members
+// of the message_created and conversation_updated webhooks Chatwoot 4.x
+// sends; a chatwoot payload without one of them breaks its receivers.
+func TestChatwootPayloadsHaveTodaysTopLevelMembers(t *testing.T) {
+	conversation := []string{"event", "id", "status", "priority", "labels", "custom_attributes", "snoozed_until", "unread_count",
+		"first_reply_created_at", "waiting_since", "agent_last_seen_at", "contact_last_seen_at", "last_activity_at", "timestamp",
+		"created_at", "updated_at", "additional_attributes", "contact_inbox", "meta", "messages", "account", "can_reply", "channel", "inbox_id"}
+	members := map[string][]string{
+		"message_created": {"event", "id", "content", "created_at", "message_type", "content_type", "content_attributes",
+			"additional_attributes", "private", "source_id", "sender", "inbox", "account", "conversation"},
+		"conversation_updated": append(conversation, "changed_attributes"),
+	}
+	seen := map[string]bool{}
+	for _, c := range goldenCases() {
+		if c.schema != "chatwoot" {
+			continue
+		}
+		for _, p := range c.render(t) {
+			want, ok := members[p.Event]
+			if !ok {
+				continue
+			}
+			seen[p.Event] = true
+			var doc map[string]any
+			if err := json.Unmarshal(p.Body, &doc); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range want {
+				if _, ok := doc[m]; !ok {
+					t.Errorf("%s (%s): no %q", c.name, p.Event, m)
+				}
+			}
+		}
+	}
+	if len(seen) != len(members) {
+		t.Errorf("rendered %v, want every one of %v", seen, members)
 	}
 }
 
@@ -535,5 +587,61 @@ func TestEveryMappedEventHasAGoldenCase(t *testing.T) {
 	}
 	if !reflect.DeepEqual(SchemaNames(), []string{"campaign", "chatvolt", "chatwoot", "chatzuri", "standard", "voxsig"}) {
 		t.Errorf("built-in schemas %v", SchemaNames())
+	}
+}
+
+// Each schema does with incomplete text what its platform would: a platform
+// never creates half a message, so a message or reply whose text was cut is
+// left out where the platform would report it; the standard envelope carries
+// the marker itself.
+func TestSchemasLeaveOutIncompleteText(t *testing.T) {
+	cutReply := `{"reply": {"incomplete": true}}`
+	cutMessage := `{"message": {"incomplete": true}}`
+	tests := []struct {
+		name, typ, data string
+		want            map[string][]string // schema: platform events, with the message_type of chatwoot and voxsig ones
+	}{
+		{"a cut reply", MessageReplied, cutReply, map[string][]string{
+			"standard": {"message.replied"}, "chatvolt": nil, "chatzuri": {"message.received"},
+			"chatwoot": {"message_created incoming"}, "voxsig": {"message_created 0"},
+		}},
+		{"a reply to a message whose text was cut", MessageReplied, cutMessage, map[string][]string{
+			"standard": {"message.replied"}, "chatvolt": {"AGENT_USER_MESSAGE"}, "chatzuri": nil,
+			"chatwoot": {"message_created outgoing"}, "voxsig": {"message_created 1"},
+		}},
+		{"a message whose text was cut", MessageReceived, cutMessage, map[string][]string{
+			"standard": {"message.received"}, "chatvolt": nil, "chatzuri": nil, "chatwoot": nil, "voxsig": nil,
+		}},
+		{"an agent message whose text was cut", MessageSent, cutMessage, map[string][]string{
+			"standard": {"message.sent"}, "chatvolt": nil, "chatwoot": nil, "voxsig": nil,
+		}},
+		{"a campaign response whose text was cut", CampaignResponse, cutMessage, map[string][]string{
+			"standard": {"campaign.response"}, "campaign": nil,
+		}},
+	}
+	for _, tc := range tests {
+		for schema, want := range tc.want {
+			t.Run(tc.name+"/"+schema, func(t *testing.T) {
+				s, err := NewShaper(ShaperConfig{Schema: schema})
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := mergeJSON(mergeJSON(richData, perType[tc.typ]), tc.data)
+				var got []string
+				for _, p := range s.Shape(&Event{ID: "evt_1", Type: tc.typ, Time: goldenTime, Data: []byte(data)}) {
+					name := p.Event
+					if mt := gjson.GetBytes(p.Body, "message_type"); mt.Exists() {
+						name += " " + mt.String()
+					}
+					got = append(got, name)
+					if schema == "standard" && gjson.GetBytes(p.Body, "data").Raw != gjson.Get(data, "@this").Raw {
+						t.Errorf("standard data %s, want the event's data", gjson.GetBytes(p.Body, "data").Raw)
+					}
+				}
+				if strings.Join(got, ",") != strings.Join(want, ",") {
+					t.Errorf("got %v, want %v", got, want)
+				}
+			})
+		}
 	}
 }

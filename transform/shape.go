@@ -67,6 +67,19 @@ func NewShaper(cfg ShaperConfig) (*Shaper, error) {
 	return &Shaper{schema: compiled, filter: cfg.Events}, nil
 }
 
+// Receives reports whether this webhook takes events of any of the
+// canonical types: its schema maps one and its events filter keeps it.
+func (s *Shaper) Receives(types []string) bool {
+	for _, typ := range types {
+		for _, e := range s.schema.events[typ] {
+			if len(s.filter) == 0 || contains(s.filter, typ) || contains(s.filter, e.name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Shape renders the payloads this webhook receives for ev, none when the
 // schema or the events filter leaves it out or no variant holds.
 func (s *Shaper) Shape(ev *Event) []Payload {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/mail"
 	"strconv"
 	"strings"
 
@@ -23,8 +24,20 @@ import (
 //	hash:<source>                 a stable digest of another source's value
 //	text:<source>                 another source's value as plain text: a
 //	                              string as it is; a list's strings and its
-//	                              objects' "text" members joined by spaces
-//	                              (message parts, first and last names)
+//	                              objects' "text" members concatenated, as
+//	                              the OpenAI SDKs join message parts
+//	words:<source>                the same, joined by single spaces (first
+//	                              and last names)
+//	trim:<source>                 a string without leading and trailing
+//	                              white space (mail bodies end in newlines)
+//	email:<source>                the address of an e-mail "From" value
+//	                              ("Ana Lima <ana@example.com>")
+//	email_name:<source>           its display name ("Ana Lima")
+//	nullable:<source>             the value, where an explicit JSON null
+//	                              counts too: the attribute is known to be
+//	                              empty (no priority, nobody assigned),
+//	                              which conversation state tells apart from
+//	                              unknown
 //
 // Bodies are read after decoding (content encoding, forms, streams), so the
 // same path serves a JSON answer and its streamed form, and a form field the
@@ -52,6 +65,11 @@ const (
 	srcStatus
 	srcHash
 	srcText
+	srcWords
+	srcTrim
+	srcEmail
+	srcEmailName
+	srcNullable
 	srcItem
 	srcParent
 )
@@ -77,6 +95,11 @@ var sourceModifiers = []struct {
 }{
 	{"hash:", srcHash},
 	{"text:", srcText},
+	{"words:", srcWords},
+	{"trim:", srcTrim},
+	{"email:", srcEmail},
+	{"email_name:", srcEmailName},
+	{"nullable:", srcNullable},
 }
 
 func parseSource(s string) (source, error) {
@@ -108,7 +131,7 @@ func parseSource(s string) (source, error) {
 			return source{kind: p.kind, arg: s[len(p.prefix):]}, nil
 		}
 	}
-	return source{}, fmt.Errorf("unknown value source %q: write request.body.<path>, response.body.<path>, request.header.<Name>, response.header.<Name>, request.query.<name>, request.path.<name>, request.method, request.path, request.host, response.status, item.<path>, parent.<path>, hash:<source>, text:<source>, true, false, or =<constant text>", s)
+	return source{}, fmt.Errorf("unknown value source %q: write request.body.<path>, response.body.<path>, request.header.<Name>, response.header.<Name>, request.query.<name>, request.path.<name>, request.method, request.path, request.host, response.status, item.<path>, parent.<path>, hash:<source>, text:<source>, words:<source>, trim:<source>, email:<source>, email_name:<source>, nullable:<source>, true, false, or =<constant text>", s)
 }
 
 // appendValue appends the source's value as JSON to dst. ok is false when the
@@ -123,12 +146,17 @@ func (s *source) appendValue(dst []byte, v *view) ([]byte, bool) {
 			return dst, false
 		}
 		return appendResult(dst, r), true
-	case srcText:
+	case srcText, srcWords, srcTrim, srcEmail, srcEmailName:
 		r, ok := s.inner.lookup(v)
 		if !ok {
 			return dst, false
 		}
-		return appendText(dst, r)
+		return appendModified(dst, s.kind, r)
+	case srcNullable:
+		if r := s.inner.find(v); r.Exists() && r.Type == gjson.Null {
+			return append(dst, "null"...), true
+		}
+		return s.inner.appendValue(dst, v)
 	case srcRequestHeader:
 		return appendNonEmpty(dst, v.ex.RequestHeader.Get(s.arg))
 	case srcResponseHeader:
@@ -162,27 +190,41 @@ func (s *source) appendValue(dst []byte, v *view) ([]byte, bool) {
 	return dst, false
 }
 
+// readsResponse reports whether the source reads the response body.
+func (s *source) readsResponse() bool {
+	for in := s; in != nil; in = in.inner {
+		if in.kind == srcResponseBody {
+			return true
+		}
+	}
+	return false
+}
+
 // lookup returns the source's value; ok is false when it is absent, null or
-// "". JSON sources are read in place; others are parsed from their value.
+// "".
 func (s *source) lookup(v *view) (gjson.Result, bool) {
-	var r gjson.Result
+	r := s.find(v)
+	return r, hasValue(r)
+}
+
+// find returns the source's value as it is, null included. JSON sources are
+// read in place; others are parsed from their value.
+func (s *source) find(v *view) gjson.Result {
 	switch s.kind {
 	case srcRequestBody:
-		r = getPath(v.requestBody(), s.arg)
+		return getPath(v.requestBody(), s.arg)
 	case srcResponseBody:
-		r = getPath(v.responseBody(), s.arg)
+		return getPath(v.responseBody(), s.arg)
 	case srcItem:
-		r = v.item.Get(s.arg)
+		return v.item.Get(s.arg)
 	case srcParent:
-		r = v.parent.Get(s.arg)
-	default:
-		raw, ok := s.appendValue(nil, v)
-		if !ok {
-			return r, false
-		}
-		r = gjson.ParseBytes(raw)
+		return v.parent.Get(s.arg)
 	}
-	return r, hasValue(r)
+	raw, ok := s.appendValue(nil, v)
+	if !ok {
+		return gjson.Result{}
+	}
+	return gjson.ParseBytes(raw)
 }
 
 // getPath reads a body in place: the result's strings point into doc
@@ -196,8 +238,36 @@ func getPath(doc []byte, path string) gjson.Result {
 	return gjson.Get(docString(doc), path)
 }
 
-// appendText appends r as plain text (see text: in the source syntax).
-func appendText(dst []byte, r gjson.Result) ([]byte, bool) {
+// appendModified appends the value of a modifier source (text:, words:,
+// trim:, email:, email_name:) of r; false when nothing is left of it.
+func appendModified(dst []byte, kind sourceKind, r gjson.Result) ([]byte, bool) {
+	var s string
+	switch kind {
+	case srcText:
+		s = plainText(r, "")
+	case srcWords:
+		s = plainText(r, " ")
+	case srcTrim:
+		if r.Type != gjson.String {
+			return appendResult(dst, r), true
+		}
+		s = strings.TrimSpace(r.Str)
+	case srcEmail, srcEmailName:
+		addr, err := mail.ParseAddress(r.String())
+		if err != nil {
+			return dst, false
+		}
+		s = addr.Address
+		if kind == srcEmailName {
+			s = strings.TrimSpace(addr.Name)
+		}
+	}
+	return appendNonEmpty(dst, s)
+}
+
+// plainText reads r as text (see text: and words: in the source syntax):
+// a list's strings and its objects' "text" members joined by sep.
+func plainText(r gjson.Result, sep string) string {
 	switch {
 	case r.IsObject():
 		r = r.Get("text")
@@ -209,18 +279,18 @@ func appendText(dst []byte, r gjson.Result) ([]byte, bool) {
 			}
 			if el.Type == gjson.String && el.Str != "" {
 				if len(text) > 0 {
-					text = append(text, ' ')
+					text = append(text, sep...)
 				}
 				text = append(text, el.Str...)
 			}
 			return true
 		})
-		r = gjson.Result{Type: gjson.String, Str: string(text)}
+		return string(text)
 	}
-	if r.Type != gjson.String || r.Str == "" {
-		return dst, false
+	if r.Type != gjson.String {
+		return ""
 	}
-	return appendString(dst, r.Str), true
+	return r.Str
 }
 
 func appendNonEmpty(dst []byte, s string) ([]byte, bool) {

@@ -25,10 +25,12 @@ type StateStore interface {
 }
 
 // trackedAttrs are the conversation attributes the state remembers. A change
-// is reported under name (Chatwoot's changed_attributes names, which
-// receivers of Chatwoot-style webhooks already understand) by comparing the
+// is reported under name, Chatwoot's changed_attributes name, which
+// receivers of Chatwoot-style webhooks already understand, by comparing the
 // first field; the other fields travel with it, so a new assignee is never
-// completed with the previous assignee's name.
+// completed with the previous assignee's name. These are the attributes
+// whose change makes Chatwoot send conversation_updated. An attribute without
+// a name is remembered but never reported.
 var trackedAttrs = []struct {
 	name   string
 	fields []string
@@ -37,9 +39,13 @@ var trackedAttrs = []struct {
 	{"priority", []string{"conversation.priority"}},
 	{"assignee_id", []string{"conversation.assignee.id", "conversation.assignee.name", "conversation.assignee.email"}},
 	{"team_id", []string{"conversation.team_id"}},
+	{"snoozed_until", []string{"conversation.snoozed_until"}},
 	{"label_list", []string{"conversation.labels"}},
 	{"custom_attributes", []string{"conversation.attributes"}},
-	{"ai_enabled", []string{"conversation.ai_enabled"}},
+	{"waiting_since", []string{"conversation.waiting_since"}},
+	{"first_reply_created_at", []string{"conversation.first_reply_created_at"}},
+	// Whether an AI answers: ChatVolt's isAiEnabled, for later turns.
+	{"", []string{"conversation.ai_enabled"}},
 }
 
 const convPrefix = "conversation."
@@ -69,14 +75,21 @@ func loadConv(store StateStore, ev *builtData) *convState {
 
 // apply completes an event's entries with the recorded attributes it lacks
 // and, for conversation.updated, adds conversation.changed for the recorded
-// attributes it changes. An attribute never seen before is not reported as
-// changed: its previous value is unknown, not null.
-func (c *convState) apply(entries []docEntry, eventType string) []docEntry {
+// attributes it changes. A value known to be null is a value: null to "high"
+// is a change. An attribute never seen before is not reported as changed:
+// its previous value is unknown, not null.
+//
+// It reports false for an event that changes nothing, as Chatwoot sends
+// none: a conversation.updated whose own attributes are all known and
+// unchanged, a conversation.status_changed whose status is. A previous value
+// that is unknown may have been anything, so it counts as a change.
+func (c *convState) apply(entries []docEntry, eventType string) ([]docEntry, bool) {
 	if c == nil {
-		return entries
+		return entries, true
 	}
 	entries = entries[:len(entries):len(entries)] // never append into a slice another event shares
 	var changed []byte
+	news := eventType != ConversationUpdated && eventType != ConversationStatus
 	for _, a := range trackedAttrs {
 		cur, ok := findEntry(entries, a.fields[0])
 		if !ok {
@@ -87,8 +100,19 @@ func (c *convState) apply(entries []docEntry, eventType string) []docEntry {
 			}
 			continue
 		}
+		if a.name == "" || (eventType == ConversationStatus && a.name != "status") {
+			continue
+		}
 		prev := gjson.GetBytes(c.prev, a.fields[0][len(convPrefix):])
-		if eventType != ConversationUpdated || !prev.Exists() || sameJSON([]byte(prev.Raw), cur) {
+		if !prev.Exists() {
+			news = true
+			continue
+		}
+		if sameJSON([]byte(prev.Raw), cur) {
+			continue
+		}
+		news = true
+		if eventType != ConversationUpdated {
 			continue
 		}
 		if changed == nil {
@@ -106,7 +130,7 @@ func (c *convState) apply(entries []docEntry, eventType string) []docEntry {
 		}
 	}
 	c.next = c.record(entries)
-	return entries
+	return entries, news
 }
 
 // record is the stored form of an event's attributes: the tracked fields,

@@ -69,11 +69,45 @@ func eachSSE(body []byte, fn func(event, data []byte)) {
 	dispatch()
 }
 
+// rawText gathers a stream's text deltas as their JSON-escaped form and
+// decodes them once, at the end, so that an escape split across two events
+// is decoded whole: Node servers that slice UTF-16 strings send an emoji's
+// surrogate halves in two chunks ("\ud83d", then "\ude00").
+type rawText []byte
+
+// add appends a JSON string delta; other values are no text.
+func (t *rawText) add(r gjson.Result) {
+	if r.Type == gjson.String && len(r.Raw) >= 2 && r.Raw[0] == '"' {
+		*t = append(*t, r.Raw[1:len(r.Raw)-1]...)
+	}
+}
+
+// appendJSON appends the decoded text as a JSON string; a surrogate half
+// left alone becomes U+FFFD.
+func (t rawText) appendJSON(dst []byte) []byte {
+	quoted := make([]byte, 0, len(t)+2)
+	quoted = append(append(append(quoted, '"'), t...), '"')
+	return appendString(dst, gjson.ParseBytes(quoted).Str)
+}
+
+// maxToolCalls bounds the tool calls one streamed answer is rebuilt with, so
+// that a crafted index cannot make the decoder allocate without end.
+const maxToolCalls = 64
+
+// chatToolCall is one tool call of a chat completion stream, gathered from
+// its deltas.
+type chatToolCall struct {
+	id, typ   gjson.Result
+	name, arg rawText
+}
+
 // decodeOpenAIChatStream turns chat.completion.chunk events into one
-// chat.completion object.
+// chat.completion object: content, refusal and tool calls as the same
+// request answers without streaming.
 func decodeOpenAIChatStream(body []byte) ([]byte, bool) {
 	var id, model, role, finish, usage gjson.Result
-	var content []byte
+	var content, refusal rawText
+	var calls []chatToolCall
 	done := false
 	eachSSE(body, func(_, data []byte) {
 		if bytes.Equal(data, []byte("[DONE]")) {
@@ -94,15 +128,36 @@ func decodeOpenAIChatStream(body []byte) ([]byte, bool) {
 			usage = v
 		}
 		choice := chunk.Get("choices.0")
-		if v := choice.Get("delta.role"); v.Exists() {
+		delta := choice.Get("delta")
+		if v := delta.Get("role"); v.Exists() {
 			role = v
 		}
 		if v := choice.Get("finish_reason"); v.Type == gjson.String {
 			finish = v
 		}
-		content = append(content, choice.Get("delta.content").Str...)
+		content.add(delta.Get("content"))
+		refusal.add(delta.Get("refusal"))
+		delta.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			i := int(tc.Get("index").Int())
+			if i < 0 || i >= maxToolCalls {
+				return true
+			}
+			for len(calls) <= i {
+				calls = append(calls, chatToolCall{})
+			}
+			c := &calls[i]
+			if v := tc.Get("id"); v.Exists() {
+				c.id = v
+			}
+			if v := tc.Get("type"); v.Exists() {
+				c.typ = v
+			}
+			c.name.add(tc.Get("function.name"))
+			c.arg.add(tc.Get("function.arguments"))
+			return true
+		})
 	})
-	doc := make([]byte, 0, len(content)+160)
+	doc := make([]byte, 0, len(content)+len(refusal)+160)
 	doc = append(doc, `{"object":"chat.completion"`...)
 	doc = appendMember(doc, "id", id)
 	doc = appendMember(doc, "model", model)
@@ -112,8 +167,28 @@ func decodeOpenAIChatStream(body []byte) ([]byte, bool) {
 	} else {
 		doc = append(doc, `"assistant"`...)
 	}
-	doc = append(doc, `,"content":`...)
-	doc = appendString(doc, string(content))
+	doc = content.appendJSON(append(doc, `,"content":`...))
+	if len(refusal) > 0 {
+		doc = refusal.appendJSON(append(doc, `,"refusal":`...))
+	}
+	if len(calls) > 0 {
+		doc = append(doc, `,"tool_calls":[`...)
+		for i, c := range calls {
+			if i > 0 {
+				doc = append(doc, ',')
+			}
+			doc = append(doc, '{')
+			if c.id.Exists() {
+				doc = append(appendResult(append(doc, `"id":`...), c.id), ',')
+			}
+			if c.typ.Exists() {
+				doc = append(appendResult(append(doc, `"type":`...), c.typ), ',')
+			}
+			doc = c.name.appendJSON(append(doc, `"function":{"name":`...))
+			doc = append(c.arg.appendJSON(append(doc, `,"arguments":`...)), "}}"...)
+		}
+		doc = append(doc, ']')
+	}
 	doc = append(doc, '}')
 	doc = appendMember(doc, "finish_reason", finish)
 	doc = append(doc, "}]"...)
@@ -122,12 +197,16 @@ func decodeOpenAIChatStream(body []byte) ([]byte, bool) {
 }
 
 // decodeOpenAIResponsesStream turns a Responses API stream into its response
-// object. The terminal event (response.completed, or response.failed or
-// response.incomplete) carries the whole object; a stream cut before it is
-// rebuilt from the response.output_text.delta events.
+// object. The terminal event carries the whole object: response.completed
+// and response.incomplete (the model stopped early, say at its token limit)
+// end the stream as it was meant to, response.failed does not. A stream cut
+// before them, or ended by an error event, is rebuilt from its text and
+// refusal deltas and the function calls it announced.
 func decodeOpenAIResponsesStream(body []byte) ([]byte, bool) {
 	var final, id, model gjson.Result
-	var text []byte
+	var text, refusal rawText
+	var calls []gjson.Result
+	complete := false
 	eachSSE(body, func(event, data []byte) {
 		if !gjson.ValidBytes(data) {
 			return
@@ -141,21 +220,49 @@ func decodeOpenAIResponsesStream(body []byte) ([]byte, bool) {
 		case "response.created", "response.in_progress":
 			id, model = ev.Get("response.id"), ev.Get("response.model")
 		case "response.output_text.delta":
-			text = append(text, ev.Get("delta").Str...)
-		case "response.completed", "response.failed", "response.incomplete":
-			final = ev.Get("response")
+			text.add(ev.Get("delta"))
+		case "response.refusal.delta":
+			refusal.add(ev.Get("delta"))
+		case "response.output_item.added", "response.output_item.done":
+			if item := ev.Get("item"); item.Get("type").Str == "function_call" {
+				calls = addCall(calls, item)
+			}
+		case "response.completed", "response.incomplete", "response.failed":
+			final, complete = ev.Get("response"), typ != "response.failed"
 		}
 	})
 	if final.IsObject() {
-		return []byte(final.Raw), true
+		return []byte(final.Raw), complete
 	}
-	doc := make([]byte, 0, len(text)+160)
+	doc := make([]byte, 0, len(text)+len(refusal)+160)
 	doc = append(doc, `{"object":"response"`...)
 	doc = appendMember(doc, "id", id)
 	doc = appendMember(doc, "model", model)
-	doc = append(doc, `,"status":"incomplete","output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":`...)
-	doc = appendString(doc, string(text))
+	doc = append(doc, `,"status":"incomplete","output":[`...)
+	for _, c := range calls {
+		doc = append(append(doc, c.Raw...), ',')
+	}
+	doc = append(doc, `{"type":"message","role":"assistant","content":[{"type":"output_text","text":`...)
+	doc = text.appendJSON(doc)
+	if len(refusal) > 0 {
+		doc = refusal.appendJSON(append(doc, `},{"type":"refusal","refusal":`...))
+	}
 	return append(doc, "}]}]}"...), false
+}
+
+// addCall records a function call item, replacing the one it completes.
+func addCall(calls []gjson.Result, item gjson.Result) []gjson.Result {
+	id := item.Get("id").Str
+	for i, c := range calls {
+		if c.Get("id").Str == id {
+			calls[i] = item
+			return calls
+		}
+	}
+	if len(calls) == maxToolCalls {
+		return calls
+	}
+	return append(calls, item)
 }
 
 // decodeChatvoltStream turns a Chatvolt agent query stream into the answer
@@ -163,14 +270,17 @@ func decodeOpenAIResponsesStream(body []byte) ([]byte, bool) {
 // event carries that object URL-encoded; without it (a cut stream) the
 // answer is the URL-encoded answer chunks, joined before decoding so that an
 // escape or a UTF-8 sequence split across chunks survives. tool_call, step
-// and metadata events do not contribute.
+// and metadata events do not contribute. A "[ERROR]<message>" data line
+// means the answer failed: the stream is not complete, whatever follows.
 func decodeChatvoltStream(body []byte) ([]byte, bool) {
 	var answer, final []byte
-	done := false
+	done, failed := false, false
 	eachSSE(body, func(event, data []byte) {
 		switch {
 		case bytes.Equal(data, []byte("[DONE]")):
 			done = true
+		case bytes.HasPrefix(data, []byte("[ERROR]")):
+			failed = true
 		case string(event) == "answer":
 			answer = append(answer, data...)
 		case string(event) == "endpoint_response":
@@ -178,11 +288,11 @@ func decodeChatvoltStream(body []byte) ([]byte, bool) {
 		}
 	})
 	if gjson.ValidBytes(final) && gjson.ParseBytes(final).IsObject() {
-		return final, done
+		return final, done && !failed
 	}
 	doc := append(make([]byte, 0, len(answer)+16), `{"answer":`...)
 	doc = appendString(doc, string(queryUnescape(nil, answer)))
-	return append(doc, '}'), done
+	return append(doc, '}'), done && !failed
 }
 
 // appendMember appends `,"key":value` when the value exists.

@@ -58,6 +58,7 @@ func TestChatvoltStreamDecoding(t *testing.T) {
 		{"endpoint response wins", answer("partial") + "event: endpoint_response\ndata: %7B%22answer%22%3A%22full%22%2C%22messageId%22%3A%22m1%22%7D\n\ndata: [DONE]\n\n", `{"answer":"full","messageId":"m1"}`, true},
 		{"a broken endpoint response falls back to the chunks", answer("kept") + "event: endpoint_response\ndata: %7B%22answer\n\ndata: [DONE]\n\n", `{"answer":"kept"}`, true},
 		{"a stream without [DONE] is incomplete", answer("cut"), `{"answer":"cut"}`, false},
+		{"an error line leaves the stream incomplete", answer("Let+me") + "data: [ERROR]Rate limit reached\n\nevent: \ndata: [DONE]\n\n", `{"answer":"Let me"}`, false},
 		{"an empty stream", "", `{"answer":""}`, false},
 	}
 	for _, tc := range tests {
@@ -83,9 +84,11 @@ func TestOpenAIResponsesStreamDecoding(t *testing.T) {
 		wantState string
 		complete  bool
 	}{
-		{"failed responses end the stream too", created + delta("Par") + "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"output\":[]}}\n\n", "", "resp_1", "failed", true},
+		{"a failed response ends the stream without completing it", created + delta("Par") + "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"output\":[]}}\n\n", "", "resp_1", "failed", false},
 		{"incomplete responses end the stream", created + "event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"id\":\"resp_1\",\"status\":\"incomplete\",\"output_text\":\"Half\"}}\n\n", "", "resp_1", "incomplete", true},
 		{"a cut stream is rebuilt from deltas", created + delta("Hel") + delta("lo \\\"you\\\""), `Hello "you"`, "resp_1", "incomplete", false},
+		{"an error event leaves the stream incomplete", created + delta("Hel") + "event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\"}\n\n", "Hel", "resp_1", "incomplete", false},
+		{"surrogate halves in two deltas are one emoji", created + delta("Ok \\ud83d") + delta("\\ude00"), "Ok \U0001F600", "resp_1", "incomplete", false},
 		{"the event name stands in for a missing type", "event: response.output_text.delta\ndata: {\"delta\":\"x\"}\n\n", "x", "", "incomplete", false},
 		{"garbage is ignored", "data: {not json\n\n" + delta("ok"), "ok", "", "incomplete", false},
 	}
@@ -103,5 +106,67 @@ func TestOpenAIResponsesStreamDecoding(t *testing.T) {
 				t.Errorf("got %s complete=%t, want id %q status %q complete=%t", doc, complete, tc.wantID, tc.wantState, tc.complete)
 			}
 		})
+	}
+}
+
+func TestOpenAIChatStreamDecoding(t *testing.T) {
+	chunk := func(delta string, more ...string) string {
+		return `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":` + delta + `,"finish_reason":` + strings.Join(append(more, "null"), "") + `}]}` + "\n\n"
+	}
+	first := chunk(`{"role":"assistant","content":"","refusal":null}`)
+	tests := []struct {
+		name     string
+		body     string
+		message  string // the rebuilt choices.0.message
+		complete bool
+	}{
+		{"content deltas, an obfuscation pad and a usage chunk",
+			first + chunk(`{"content":"It ships "},"obfuscation":"x9"`) + chunk(`{"content":"today."}`) +
+				`data: {"id":"c1","object":"chat.completion.chunk","choices":[],"usage":{"total_tokens":9}}` + "\n\ndata: [DONE]\n\n",
+			`{"role":"assistant","content":"It ships today."}`, true},
+		{"surrogate halves in two chunks are one emoji",
+			first + chunk(`{"content":"Done \ud83d"}`) + chunk(`{"content":"\ude00"}`) + "data: [DONE]\n\n",
+			`{"role":"assistant","content":"Done ` + "\U0001F600" + `"}`, true},
+		{"a surrogate half left alone is a replacement character",
+			first + chunk(`{"content":"Done \ud83d"}`),
+			`{"role":"assistant","content":"Done ` + "\uFFFD" + `"}`, false},
+		{"refusal deltas",
+			first + chunk(`{"refusal":"I can't help "}`) + chunk(`{"refusal":"with that."}`) + "data: [DONE]\n\n",
+			`{"role":"assistant","content":"","refusal":"I can't help with that."}`, true},
+		{"tool call deltas are gathered per index",
+			chunk(`{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"track","arguments":""}}]}`) +
+				chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"{\"order\":"}}]}`) +
+				chunk(`{"tool_calls":[{"index":1,"id":"call_2","type":"function","function":{"name":"eta","arguments":"{}"}}]}`) +
+				chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"1024}"}}]}`) +
+				chunk(`{}`, `"tool_calls"`) + "data: [DONE]\n\n",
+			`{"role":"assistant","content":"","tool_calls":[{"id":"call_1","type":"function","function":{"name":"track","arguments":"{\"order\":1024}"}},{"id":"call_2","type":"function","function":{"name":"eta","arguments":"{}"}}]}`, true},
+		{"a tool call index beyond the bound is ignored",
+			chunk(`{"tool_calls":[{"index":100000000,"id":"x","function":{"name":"f"}}]}`) + "data: [DONE]\n\n",
+			`{"role":"assistant","content":""}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, complete := decodeOpenAIChatStream([]byte(tc.body))
+			if !gjson.ValidBytes(doc) {
+				t.Fatalf("not JSON: %s", doc)
+			}
+			if got := gjson.GetBytes(doc, "choices.0.message").Raw; got != tc.message || complete != tc.complete {
+				t.Errorf("got %s complete=%t\nwant %s complete=%t", got, complete, tc.message, tc.complete)
+			}
+		})
+	}
+}
+
+func TestOpenAIResponsesStreamKeepsFunctionCallsAndRefusals(t *testing.T) {
+	call := `{"type":"function_call","id":"fc_1","call_id":"call_1","name":"track","arguments":""}`
+	done := `{"type":"function_call","id":"fc_1","call_id":"call_1","name":"track","arguments":"{\"order\":1024}"}`
+	body := "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"item\":" + call + "}\n\n" +
+		"event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":" + done + "}\n\n" +
+		"event: response.refusal.delta\ndata: {\"type\":\"response.refusal.delta\",\"delta\":\"No.\"}\n\n"
+	doc, complete := decodeOpenAIResponsesStream([]byte(body))
+	want := `{"object":"response","status":"incomplete","output":[` + done +
+		`,{"type":"message","role":"assistant","content":[{"type":"output_text","text":""},{"type":"refusal","refusal":"No."}]}]}`
+	if string(doc) != want || complete {
+		t.Errorf("got %s complete=%t\nwant %s", doc, complete, want)
 	}
 }

@@ -21,7 +21,12 @@ type view struct {
 	reqDone, respDone bool
 	req, resp         []byte
 	respStream        streamDecoder
-	problems          *[]string
+	// reqCut says the request body was cut (by the capture cap or in
+	// transit): what it said may be missing. respPartial says the response
+	// was a stream that ended before its end marker: text reassembled
+	// from it is only a beginning.
+	reqCut, respPartial bool
+	problems            *[]string
 }
 
 // query parses the exchange's query the first time a source reads it.
@@ -56,10 +61,7 @@ func (v *view) problem(p string) {
 func (v *view) requestBody() []byte {
 	if !v.reqDone {
 		v.reqDone = true
-		if v.ex.RequestTruncated {
-			v.problem(ProblemTruncated)
-		}
-		v.req = v.jsonBody(v.ex.RequestBody, v.ex.RequestHeader, nil)
+		v.req, v.reqCut, _ = v.jsonBody(v.ex.RequestBody, v.ex.RequestHeader, v.ex.RequestTruncated, nil)
 	}
 	return v.req
 }
@@ -67,39 +69,42 @@ func (v *view) requestBody() []byte {
 func (v *view) responseBody() []byte {
 	if !v.respDone {
 		v.respDone = true
-		if v.ex.ResponseTruncated {
-			v.problem(ProblemTruncated)
-		}
-		v.resp = v.jsonBody(v.ex.ResponseBody, v.ex.ResponseHeader, v.respStream)
+		v.resp, _, v.respPartial = v.jsonBody(v.ex.ResponseBody, v.ex.ResponseHeader, v.ex.ResponseTruncated, v.respStream)
 	}
 	return v.resp
 }
 
-// jsonBody decodes a captured body into a JSON document, or nil.
-func (v *view) jsonBody(body []byte, h http.Header, stream streamDecoder) []byte {
+// jsonBody decodes a captured body into a JSON document, or nil. truncated
+// says the capture cap cut the body. cut reports that the body is not
+// whole; partial that the document is a stream's beginning.
+func (v *view) jsonBody(body []byte, h http.Header, truncated bool, stream streamDecoder) (doc []byte, cut, partial bool) {
+	if truncated {
+		v.problem(ProblemTruncated)
+	}
 	if len(body) == 0 {
-		return nil
+		return nil, truncated, false
 	}
 	body, p := decodeContent(body, h, v.limit)
 	v.problem(p)
+	cut = truncated || p == ProblemTruncated
 	switch mediaType(h) {
 	case "text/event-stream":
 		if stream == nil {
-			return nil
+			return nil, cut, false
 		}
 		doc, complete := stream(body)
 		if !complete {
 			v.problem(ProblemTruncated)
 		}
-		return doc
+		return doc, cut || !complete, !complete
 	case "application/x-www-form-urlencoded", "multipart/form-data":
-		doc, p := formJSON(body, h, v.limit)
+		doc, p := formJSON(body, h, cut, v.limit)
 		v.problem(p)
-		return doc
+		return doc, cut || p != "", false
 	}
 	if !gjson.ValidBytes(body) {
 		v.problem(ProblemNotJSON)
-		return nil
+		return nil, cut, false
 	}
-	return body
+	return body, cut, false
 }
