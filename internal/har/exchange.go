@@ -33,13 +33,13 @@ func (e *Entry) Exchange() (*transform.Exchange, error) {
 	}
 	reqHeader, authority := header(e.Request.Headers)
 	ex := &transform.Exchange{
-		Method:         strings.ToUpper(e.Request.Method),
-		Host:           u.Host,
-		Path:           u.Path,
-		RawQuery:       u.RawQuery,
-		RequestHeader:  reqHeader,
-		Status:         e.Response.Status,
-		Aborted:        e.Aborted || e.Response.Error != "",
+		Method:        strings.ToUpper(e.Request.Method),
+		Host:          u.Host,
+		Path:          u.Path,
+		RawQuery:      u.RawQuery,
+		RequestHeader: reqHeader,
+		Status:        e.Response.Status,
+		Aborted:       e.Aborted || e.Response.Error != "",
 	}
 	if ex.Host == "" {
 		ex.Host = authority

@@ -160,8 +160,8 @@ func Parse(data []byte) ([]Entry, error) {
 //	             "headers": {"Content-Type": "application/json"}, "body": {...}},
 //	 "response": {"status": 200, "headers": {...}, "body": {...}}}
 type Short struct {
-	Time     string `json:"time,omitempty"`
-	Request  struct {
+	Time    string `json:"time,omitempty"`
+	Request struct {
 		Method  string            `json:"method"`
 		URL     string            `json:"url"`
 		Headers map[string]string `json:"headers"`

@@ -200,9 +200,9 @@ func TestFromExchangeRoundTrip(t *testing.T) {
 	start := time.Date(2025, 11, 15, 3, 35, 14, 179_123_456, time.UTC)
 	ex := &transform.Exchange{
 		Method: "POST", Host: "api.example", Path: "/v1/chat/completions", RawQuery: "a=1&b=x%20y",
-		RequestHeader: http.Header{"Content-Type": {"application/json"}},
-		RequestBody:   []byte(`{"messages":[]}`),
-		Status:        200,
+		RequestHeader:  http.Header{"Content-Type": {"application/json"}},
+		RequestBody:    []byte(`{"messages":[]}`),
+		Status:         200,
 		ResponseHeader: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}},
 		ResponseBody:   gzipped(t, `{"id":"c1"}`),
 		Start:          start, End: start.Add(812_345_678 * time.Nanosecond),
@@ -236,7 +236,7 @@ func TestRedact(t *testing.T) {
 	e := Entry{
 		Request: Request{
 			Method: "POST", URL: "https://api.example/v1?key=AIza&inbox=7",
-			Headers: []NameValue{{"Authorization", "Bearer sk"}, {"Cookie", "s=1"}, {"x-api-key", "k"}, {"api_access_token", "t"}, {"Content-Type", "application/json"}},
+			Headers:     []NameValue{{"Authorization", "Bearer sk"}, {"Cookie", "s=1"}, {"x-api-key", "k"}, {"api_access_token", "t"}, {"Content-Type", "application/json"}},
 			QueryString: []NameValue{{"key", "AIza"}, {"inbox", "7"}},
 			Cookies:     []NameValue{{"s", "1"}},
 			PostData:    &PostData{Text: `{"contact":{"email":"ann@example.com","name":"Ann"}}`},
