@@ -178,9 +178,11 @@ func FromExchange(ex *transform.Exchange) Entry {
 	u := url.URL{Scheme: "https", Host: ex.Host, Path: ex.Path, RawQuery: ex.RawQuery}
 	e := Entry{
 		StartedDateTime: ex.Start.UTC().Format(time.RFC3339Nano),
-		Time:            float64(ex.End.Sub(ex.Start)) / 1e6,
-		Aborted:         ex.Aborted,
-		Timings:         Timings{Send: -1, Wait: -1, Receive: -1},
+		// Wall clocks, not the monotonic one: the end read back must be
+		// the end events were stamped with.
+		Time:    float64(ex.End.Round(0).Sub(ex.Start.Round(0))) / 1e6,
+		Aborted: ex.Aborted,
+		Timings: Timings{Send: -1, Wait: -1, Receive: -1},
 	}
 	e.Request = Request{
 		Method: ex.Method, URL: u.String(), HTTPVersion: "HTTP/1.1",
