@@ -118,12 +118,13 @@ func TestRecordThenTryPrintsTheEventsDelivered(t *testing.T) {
 	}
 }
 
-// Loading or trying a configuration that records creates no file: only
-// traffic does.
-func TestRecordFileIsCreatedByTrafficOnly(t *testing.T) {
+// Validating or trying a configuration creates neither its outbox nor its
+// record file: only a started configuration opens the one, and traffic the
+// other.
+func TestValidateAndTryCreateNoFile(t *testing.T) {
 	dir := t.TempDir()
-	recording := filepath.Join(dir, "traffic.har")
-	cfg := strings.Replace(chatConfig("", `source openai
+	outbox, recording := filepath.Join(dir, "outbox.db"), filepath.Join(dir, "traffic.har")
+	cfg := strings.Replace(chatConfig(outbox, `source openai
 		record `+recording, "127.0.0.1:9"), "admin "+testAdmin, "admin off", 1)
 	if err := validate(t, cfg); err != nil {
 		t.Fatal(err)
@@ -131,8 +132,10 @@ func TestRecordFileIsCreatedByTrafficOnly(t *testing.T) {
 	if out, err := runChatWebhooks(t, "try", "--config", writeFile(t, dir, "Caddyfile", cfg), "--har", writeFile(t, dir, "in.har", string(chromeOpenAI(t)))); err != nil {
 		t.Fatalf("try: %v\n%s", err, out)
 	}
-	if _, err := os.Stat(recording); !os.IsNotExist(err) {
-		t.Errorf("validate or try touched the record file: %v", err)
+	for _, file := range []string{outbox, recording} {
+		if _, err := os.Stat(file); !os.IsNotExist(err) {
+			t.Errorf("validate or try created %s: %v", file, err)
+		}
 	}
 }
 
