@@ -24,7 +24,7 @@ func credentialTurn(t *testing.T, method, path, conv, content string) {
 	t.Helper()
 	var body io.Reader
 	if content != "" {
-		body = strings.NewReader(fmt.Sprintf(`{"model":"gpt-test","user":"cust-1","metadata":{"email":"ann@example.com"},"messages":[{"role":"user","content":%q}]}`, content))
+		body = strings.NewReader(fmt.Sprintf(`{"model":"gpt-test","user":"cust-1","metadata":{"email":"ann@example.com","phone":"+15550001"},"messages":[{"role":"user","content":%q}]}`, content))
 	}
 	req, _ := http.NewRequest(method, fmt.Sprintf("http://localhost:%d%s?api_key=sk-query-secret", withModulePort, path), body)
 	req.Header.Set("Content-Type", "application/json")
@@ -77,6 +77,10 @@ func TestRecordThenTryPrintsTheEventsDelivered(t *testing.T) {
 		webhook `+sink.URL()+`/hook {
 			name crm
 			sign standard `+sinkSecret+`
+		}
+		webhook `+sink.URL()+`/audit {
+			name audit
+			redact metadata.phone
 		}`, backend.URL)
 	startChatCaddy(t, cfg)
 	for _, conv := range []string{"conv-a", "conv-b"} {
@@ -85,11 +89,11 @@ func TestRecordThenTryPrintsTheEventsDelivered(t *testing.T) {
 		}
 	}
 	credentialTurn(t, http.MethodGet, "/v1/models", "", "")
-	delivered := sink.waitDistinct(4, 10*time.Second)
+	delivered := sink.waitDistinct(8, 10*time.Second)
 	waitUntil(t, 10*time.Second, "five exchanges recorded", func() bool { return len(readRecording(recording)) == 5 })
 
 	raw, _ := os.ReadFile(recording)
-	for _, secret := range []string{"sk-live-secret", "cookie-secret", "header-key-secret", "sk-query-secret", "ann@example.com"} {
+	for _, secret := range []string{"sk-live-secret", "cookie-secret", "header-key-secret", "sk-query-secret", "ann@example.com", "+15550001"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Errorf("the recording keeps %q", secret)
 		}
@@ -106,7 +110,9 @@ func TestRecordThenTryPrintsTheEventsDelivered(t *testing.T) {
 		printed = append(printed, compact.String())
 	}
 	for _, d := range delivered {
-		got = append(got, string(d.body))
+		if d.path == "/hook" {
+			got = append(got, string(d.body))
+		}
 	}
 	slices.Sort(printed)
 	slices.Sort(got)
@@ -191,7 +197,11 @@ func TestRederiveEnqueuesWithIDsStablePerEntry(t *testing.T) {
 	}
 
 	_, err = runChatWebhooks(t, "rederive", "--har", harFile, "--webhook", "nosuch", "--address", testAdmin)
-	if err == nil || !strings.Contains(err.Error(), `no webhook named "nosuch"`) {
+	if err == nil || !strings.Contains(err.Error(), `HTTP 404: no webhook named "nosuch"`) {
 		t.Errorf("unknown webhook: %v", err)
+	}
+	_, err = runChatWebhooks(t, "rederive", "--har", writeFile(t, dir, "page.html", "<html>"), "--address", testAdmin)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 400: not a HAR file") {
+		t.Errorf("not a HAR file: %v", err)
 	}
 }

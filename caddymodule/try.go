@@ -246,9 +246,6 @@ func readHAR(cmd *cobra.Command, file string) ([]byte, error) {
 // tryEntries replays the entries in order through one handler, and shows
 // each webhook message as it would be sent, signed as of the event's time.
 func tryEntries(ctx context.Context, rp *replayer, entries []har.Entry) ([]tryEntry, int) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	results := make([]tryEntry, len(entries))
 	failed := 0
 	for i := range entries {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"mime"
@@ -130,7 +131,7 @@ func (pd *PostData) body() ([]byte, error) {
 	for _, p := range pd.Params {
 		var err error
 		if p.FileName != "" {
-			var w interface{ Write([]byte) (int, error) }
+			var w io.Writer
 			if w, err = mw.CreateFormFile(p.Name, p.FileName); err == nil {
 				_, err = w.Write([]byte(p.Value))
 			}
