@@ -289,6 +289,8 @@ func TestJSONConfigGetsTheCaddyfilesLimits(t *testing.T) {
 		{"timeout of 1000h", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","timeout":"1000h"}]}`), "timeout 1000h0m0s"},
 		{"a million workers", app(`"workers":1000000`), "workers 1000000"},
 		{"negative queue", app(`"max_queued":-5`), "max_queued -5"},
+		{"record without path", site(`{"handler":"chat_webhooks","sources":["openai"],"record":{"max_size":1024}}`), "record needs a file path"},
+		{"record keeping too many", site(`{"handler":"chat_webhooks","sources":["openai"],"record":{"path":"/tmp/c.har","keep":1000}}`), "record keep 1000"},
 		{"ordering", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","ordering":"random"}]}`), "ordering"},
 	}
 	for _, tt := range tests {
