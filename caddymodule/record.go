@@ -30,13 +30,13 @@ type Record struct {
 	Redact []string `json:"redact,omitempty"`
 }
 
-// Defaults of Record.
+// Defaults and bounds of Record.
 const (
 	defaultRecordSize = 64 << 20
 	defaultRecordKeep = 3
 	maxRecordSize     = 4 << 30
 	maxRecordKeep     = 100
-	recordQueue       = 1024
+	recordQueue       = 256 // exchanges waiting to be written: each holds up to two captured bodies
 )
 
 // recordings shares one writer per file between the configurations that
