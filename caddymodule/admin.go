@@ -26,6 +26,7 @@ func init() {
 //	POST   /chat_webhooks/replay?webhook=<name>[&id=<id>]   (no id: all of the webhook; no webhook: all)
 //	DELETE /chat_webhooks/dead_letter?webhook=<name>&id=<id>
 //	DELETE /chat_webhooks/queue?webhook=<name>   (its queued messages and dead letters)
+//	POST   /chat_webhooks/rederive[?webhook=<name>]   (body: a HAR file; derive and enqueue its events)
 //
 // Answers are JSON. Errors are Caddy's admin errors: 400 for missing or bad
 // parameters, 404 for an unknown dead letter, webhook or route, 405 for a known route
@@ -53,24 +54,27 @@ var adminMethods = map[string][]string{
 	"/chat_webhooks/dead_letter":  {http.MethodGet, http.MethodDelete},
 	"/chat_webhooks/replay":       {http.MethodPost},
 	"/chat_webhooks/queue":        {http.MethodDelete},
+	"/chat_webhooks/rederive":     {http.MethodPost},
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	methods, known := adminMethods[r.URL.Path]
 	if !known {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter, replay and queue", r.URL.Path)}
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter, replay, queue and rederive", r.URL.Path)}
 	}
 	if !slices.Contains(methods, r.Method) {
 		w.Header().Set("Allow", fmt.Sprint(methods))
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("%s %s: use %v", r.Method, r.URL.Path, methods)}
 	}
-	engine, err := currentEngine()
+	app, engine, err := currentApp()
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
 	webhook, id := q.Get("webhook"), q.Get("id")
 	switch r.Method + " " + r.URL.Path {
+	case "POST /chat_webhooks/rederive":
+		return serveRederive(w, r, app, engine, webhook)
 	case "GET /chat_webhooks/stats":
 		stats, err := engine.Stats()
 		return reply(w, stats, err)
@@ -162,26 +166,27 @@ func reply(w http.ResponseWriter, v any, err error) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// currentEngine finds the delivery engine of the running configuration.
-// During a reload that changes the outbox two pipelines exist for a moment;
-// the active configuration's is the one to show.
-func currentEngine() (*delivery.Engine, error) {
+// currentApp finds the chat_webhooks app of the running configuration and
+// its delivery engine. During a reload that changes the outbox two
+// pipelines exist for a moment; the active configuration's is the one to
+// show.
+func currentApp() (*App, *delivery.Engine, error) {
 	notRunning := caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("chat_webhooks is not running in the current configuration")}
 	ctx := caddy.ActiveContext()
 	app, err := ctx.AppIfConfigured("chat_webhooks")
 	if err != nil {
-		return nil, notRunning
+		return nil, nil, notRunning
 	}
 	a, ok := app.(*App)
 	if !ok || a.rt == nil {
-		return nil, notRunning
+		return nil, nil, notRunning
 	}
 	a.rt.mu.Lock()
 	defer a.rt.mu.Unlock()
 	if a.rt.engine == nil {
-		return nil, notRunning
+		return nil, nil, notRunning
 	}
-	return a.rt.engine, nil
+	return a, a.rt.engine, nil
 }
 
 // Interface guard.

@@ -53,6 +53,8 @@ type App struct {
 	// webhooks are the receivers this configuration's handlers declared,
 	// by name; Start makes them the engine's whole set.
 	webhooks map[string]*webhook
+	// routes are the configuration's handlers, for rederive.
+	routes []*route
 }
 
 // ConversationState sizes the conversation memory; Off disables it, so that

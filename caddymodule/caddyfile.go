@@ -44,6 +44,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_capture <size>
 //		schema <name> { ... }
 //		user_info <url> { ... }
+//		record <file> { ... }
 //		webhook <url> { ... }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -111,6 +112,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.UserInfo = u
+		case "record":
+			r, err := parseRecord(d)
+			if err != nil {
+				return err
+			}
+			h.Record = r
 		default:
 			return d.Errf("unknown chat_webhooks option %q", d.Val())
 		}
@@ -488,6 +495,49 @@ func parseUserInfo(d *caddyfile.Dispenser) (*UserInfo, error) {
 		}
 	}
 	return u, nil
+}
+
+// parseRecord reads:
+//
+//	record <file> {
+//		max_size <size>
+//		keep <rotated files>
+//		redact <gjson path...>
+//	}
+func parseRecord(d *caddyfile.Dispenser) (*Record, error) {
+	r := &Record{}
+	if !d.AllArgs(&r.Path) {
+		return nil, d.Errf("record <file> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "max_size":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > maxRecordSize {
+				return nil, d.Errf("record max_size %q: write a size such as 64MiB (at most 4GiB)", s)
+			}
+			r.MaxSize = int64(n)
+		case "keep":
+			n, err := positiveInt(d)
+			if err != nil {
+				return nil, err
+			}
+			r.Keep = n
+		case "redact":
+			paths := d.RemainingArgs()
+			if len(paths) == 0 {
+				return nil, d.ArgErr()
+			}
+			r.Redact = append(r.Redact, paths...)
+		default:
+			return nil, d.Errf("unknown record option %q", d.Val())
+		}
+	}
+	return r, nil
 }
 
 // parseSign reads: sign <scheme> <secret...> [{ option value ... }]

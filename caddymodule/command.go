@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,8 +14,8 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "chat-webhooks",
-		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge --webhook <name> [--address <admin>] [--config <file> [--adapter <name>]]",
-		Short: "Inspects the webhook outbox and replays dead letters of a running Caddy",
+		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge --webhook <name> | rederive --har <file> [--webhook <name>] | try --har <file> [--config <file> [--adapter <name>]] [--site <site>] [--json] [--user-info]",
+		Short: "Inspects the webhook outbox, replays dead letters, tries and re-derives recorded traffic",
 		Long: `
 Talks to the admin API of a running Caddy and prints JSON:
 
@@ -27,10 +25,24 @@ Talks to the admin API of a running Caddy and prints JSON:
   caddy chat-webhooks replay [--webhook <name>] [--id <id>]   # no id: every dead letter of the webhook
   caddy chat-webhooks delete --webhook <name> --id <id>
   caddy chat-webhooks purge  --webhook <name>   # its queued messages and dead letters
+  caddy chat-webhooks rederive --har <file|-> [--webhook <name>]   # derive and enqueue recorded traffic
 
 The admin API is found as for "caddy stop" and "caddy reload": --address,
 else the admin address of --config, else CADDY_ADMIN or localhost:2019.
-Webhook names are those of "caddy chat-webhooks stats".`,
+Webhook names are those of "caddy chat-webhooks stats". rederive gives each
+event an id derived from its HAR entry: posting a file twice sends the same
+webhook ids, which receivers de-duplicate.
+
+Without a running Caddy:
+
+  caddy chat-webhooks try --config <file> [--adapter <name>] [--site <host, address or webhook name>] --har <file|-> [--json] [--user-info]
+
+runs each entry of a HAR file (as browsers' devtools, mitmproxy or the
+handler's record option write it), or one exchange as JSON, through a
+handler's sources, rules and conversation memory, and prints the events and,
+per webhook, the payload and headers it would send (signed, credentials
+masked). Nothing is sent: no delivery, and no user_info lookup unless
+--user-info. It fails on configuration errors and unreadable entries.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("address", "", "the admin API's address")
 			cmd.Flags().StringP("config", "c", "", "read the admin address from this configuration file")
@@ -38,6 +50,10 @@ Webhook names are those of "caddy chat-webhooks stats".`,
 			cmd.Flags().String("webhook", "", "the webhook's name")
 			cmd.Flags().String("id", "", "the event id")
 			cmd.Flags().Int("limit", 0, "at most this many dead letters")
+			cmd.Flags().String("har", "", "a HAR file, or - for standard input (try, rederive)")
+			cmd.Flags().String("site", "", "the handler to try: a host of its site, an address it listens on, or a webhook name")
+			cmd.Flags().Bool("json", false, "print try's results as JSON")
+			cmd.Flags().Bool("user-info", false, "let try run the handler's user_info lookups")
 			cmd.Args = cobra.ExactArgs(1)
 			cmd.RunE = runCommand
 		},
@@ -52,6 +68,7 @@ var commandRoutes = map[string][2]string{
 	"replay":       {http.MethodPost, "/chat_webhooks/replay"},
 	"delete":       {http.MethodDelete, "/chat_webhooks/dead_letter"},
 	"purge":        {http.MethodDelete, "/chat_webhooks/queue"},
+	"rederive":     {http.MethodPost, "/chat_webhooks/rederive"},
 }
 
 func runCommand(cmd *cobra.Command, args []string) error {
@@ -63,9 +80,12 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	id, _ := flags.GetString("id")
 	limit, _ := flags.GetInt("limit")
 
+	if args[0] == "try" {
+		return runTry(cmd)
+	}
 	route, ok := commandRoutes[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay, delete or purge", args[0])
+		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay, delete, purge, rederive or try", args[0])
 	}
 	switch {
 	case (args[0] == "show" || args[0] == "delete") && (webhook == "" || id == ""):
@@ -91,6 +111,9 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the admin API: %v", err)
 	}
+	if args[0] == "rederive" {
+		return runRederive(cmd, addr, q)
+	}
 	uri := route[1]
 	if len(q) > 0 {
 		uri += "?" + q.Encode()
@@ -100,17 +123,7 @@ func runCommand(cmd *cobra.Command, args []string) error {
 		return adminError(addr, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, body, "", "  ") != nil {
-		pretty.Reset()
-		pretty.Write(body)
-	}
-	fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(pretty.String()))
-	return nil
+	return printJSON(cmd, resp.Body)
 }
 
 // adminError words an AdminAPIRequest failure: an answer from the admin API

@@ -18,6 +18,12 @@ import (
 // it from the registered command, and returns what it printed.
 func runChatWebhooks(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return runChatWebhooksWithInput(t, "", args...)
+}
+
+// runChatWebhooksWithInput is runChatWebhooks with stdin as standard input.
+func runChatWebhooksWithInput(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
 	reg, ok := caddycmd.Commands()["chat-webhooks"]
 	if !ok {
 		t.Fatal("the chat-webhooks command is not registered")
@@ -27,6 +33,7 @@ func runChatWebhooks(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
+	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), err

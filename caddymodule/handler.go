@@ -42,6 +42,8 @@ type Handler struct {
 	// UserInfo, when set, fetches contact details from an external service
 	// (ChatVolt's "Fetch External User Information"), in the pipeline.
 	UserInfo *UserInfo `json:"user_info,omitempty"`
+	// Record appends every exchange through this handler to a HAR file.
+	Record *Record `json:"record,omitempty"`
 
 	route *route
 	rt    *pipeline
@@ -72,18 +74,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxCapture = DefaultMaxCapture
 	}
 	repl := caddy.NewReplacer()
-	deriver, err := transform.NewDeriver(transform.DeriverConfig{
+	cfg := transform.DeriverConfig{
 		Presets:        h.Sources,
 		Rules:          expandRules(h.Rules, repl),
 		ConversationID: expandSources(h.ConversationID, repl),
 		Defaults:       h.defaults(repl),
 		DecodeLimit:    transform.DefaultDecodeLimit,
 		State:          h.rt,
-	})
+	}
+	deriver, err := transform.NewDeriver(cfg)
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
 	}
-	r := &route{deriver: deriver, logger: ctx.Logger()}
+	r := &route{deriver: deriver, config: cfg, logger: ctx.Logger()}
 	if h.UserInfo != nil {
 		if r.enricher, err = h.UserInfo.enricher(repl); err != nil {
 			return fmt.Errorf("chat_webhooks: user_info: %v", err)
@@ -102,11 +105,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		r.webhooks = append(r.webhooks, wh)
 	}
-	if len(r.webhooks) == 0 {
+	if len(r.webhooks) == 0 && h.Record == nil {
 		ctx.Logger().Warn("chat_webhooks has no webhook: events are derived but delivered nowhere")
 	}
+	if h.Record != nil {
+		if r.record, err = h.Record.compile(ctx, h.Webhooks); err != nil {
+			return fmt.Errorf("chat_webhooks: record: %v", err)
+		}
+	}
 	warnUnreachable(ctx.Logger(), r)
+	app.routes = append(app.routes, r)
 	h.route = r
+	return nil
+}
+
+// Cleanup lets go of the record file's writer, if any.
+func (h *Handler) Cleanup() error {
+	if h.route != nil && h.route.record != nil {
+		return h.route.record.release()
+	}
 	return nil
 }
 
@@ -182,9 +199,11 @@ func expandRules(rules []transform.Rule, repl *caddy.Replacer) []transform.Rule 
 }
 
 // ServeHTTP captures the exchange on its way through and hands it to the
-// pipeline when it is finished. The response is never held back.
+// pipeline when it is finished. The response is never held back. A handler
+// that records captures every exchange, to show what its rules miss.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !h.route.deriver.Wants(r.Method, r.URL.Path, r.Header) {
+	wanted := h.route.deriver.Wants(r.Method, r.URL.Path, r.Header)
+	if !wanted && h.route.record == nil {
 		return next.ServeHTTP(w, r)
 	}
 	start := time.Now()
@@ -218,7 +237,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// An aborted exchange's client is gone: take what came.
 			ex.RequestBody, ex.RequestTruncated = reqCap.seal(finished)
 		}
-		h.rt.submit(h.route, ex)
+		if h.route.record != nil {
+			h.route.record.add(ex)
+		}
+		if wanted {
+			h.rt.submit(h.route, ex)
+		}
 	}()
 	err := next.ServeHTTP(respCap, r)
 	finished = true
@@ -228,5 +252,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -290,6 +290,8 @@ func TestJSONConfigGetsTheCaddyfilesLimits(t *testing.T) {
 		{"a million workers", app(`"workers":1000000`), "workers 1000000"},
 		{"negative queue", app(`"max_queued":-5`), "max_queued -5"},
 		{"sign tolerance, which only verifiers read", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","sign":{"scheme":"standard","secrets":["whsec_c3RK6HfEHZMiksZOf85TGo0f3ZQYAJZI"],"tolerance":300000000000}}]}`), `unknown field "tolerance"`},
+		{"record without path", site(`{"handler":"chat_webhooks","sources":["openai"],"record":{"max_size":1024}}`), "record needs a file path"},
+		{"record keeping too many", site(`{"handler":"chat_webhooks","sources":["openai"],"record":{"path":"/tmp/c.har","keep":1000}}`), "record keep 1000"},
 		{"ordering", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","ordering":"random"}]}`), "ordering"},
 	}
 	for _, tt := range tests {

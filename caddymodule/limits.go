@@ -101,6 +101,11 @@ func (h *Handler) check() error {
 	if err := inRange("max_capture", h.MaxCapture, maxCaptureLimit, "1048576 (1MiB)"); err != nil {
 		return err
 	}
+	if h.Record != nil {
+		if err := h.Record.check(); err != nil {
+			return err
+		}
+	}
 	if u := h.UserInfo; u != nil {
 		return firstError(
 			durationIn("user_info timeout", u.Timeout, maxLookupTimeout, "5s"),

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +21,13 @@ import (
 // events and where those go. Jobs carry their route, so a handler of an old
 // configuration that still serves a long stream keeps its own settings.
 type route struct {
-	deriver  *transform.Deriver
+	deriver *transform.Deriver
+	// config built deriver; `try` and rederive build derivers of their
+	// own from it, with a conversation memory of their own.
+	config   transform.DeriverConfig
 	enricher *transform.Enricher // nil without user_info
 	webhooks []*webhook
+	record   *recording // nil unless the handler records
 	logger   *zap.Logger
 }
 
@@ -410,21 +413,8 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 		}
 		metrics.eventsDerived.WithLabelValues(ev.Type).Inc()
 		for _, wh := range b.route.webhooks {
-			payloads := wh.shape(ev)
-			for k, p := range payloads {
-				id := ev.ID
-				if len(payloads) > 1 {
-					id += "_" + strconv.Itoa(k)
-				}
-				msgs = append(msgs, delivery.Message{
-					ID:       id,
-					Endpoint: wh.endpoint.Name,
-					Identity: wh.endpoint.Identity,
-					Settings: &wh.endpoint,
-					Lane:     wh.lane(ev),
-					Body:     p.Body,
-					Created:  b.end,
-				})
+			for _, m := range wh.messages(ev, b.end) {
+				msgs = append(msgs, m.Message)
 			}
 		}
 	}

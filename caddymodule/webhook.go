@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -131,6 +132,31 @@ func (w *webhook) shape(ev *transform.Event) []transform.Payload {
 		}
 	}
 	return payloads
+}
+
+// message is one outbox message of a webhook with its platform event name.
+type message struct {
+	delivery.Message
+	Event string
+}
+
+// messages shapes ev into this webhook's outbox messages. A message's id is
+// the event's, suffixed with the payload's index when the schema makes
+// several payloads of one event.
+func (w *webhook) messages(ev *transform.Event, created time.Time) []message {
+	payloads := w.shape(ev)
+	out := make([]message, len(payloads))
+	for k, p := range payloads {
+		id := ev.ID
+		if len(payloads) > 1 {
+			id += "_" + strconv.Itoa(k)
+		}
+		out[k] = message{Event: p.Event, Message: delivery.Message{
+			ID: id, Endpoint: w.endpoint.Name, Identity: w.endpoint.Identity, Settings: &w.endpoint,
+			Lane: w.lane(ev), Body: p.Body, Created: created,
+		}}
+	}
+	return out
 }
 
 // lane is the ordering key of an event for this webhook: its conversation,

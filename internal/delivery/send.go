@@ -40,24 +40,9 @@ func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) ou
 	if err != nil {
 		return outcome{reason: ReasonRequest, detail: "building request: " + errorText(err)}
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", userAgent)
-	for k, vs := range c.Header {
-		h[k] = slices.Clone(vs) // the signer may append; c.Header is shared
+	if err := attemptHeader(req.Header, &c.Endpoint, rec.ID, now, rec.Body); err != nil {
+		return outcome{reason: ReasonSign, detail: "signing: " + err.Error()}
 	}
-	if c.Scheme != nil {
-		if err := c.Scheme.Sign(h, rec.ID, now, rec.Body); err != nil {
-			return outcome{reason: ReasonSign, detail: "signing: " + err.Error()}
-		}
-	}
-	// Receivers de-duplicate by id: a delivery whose scheme sends none (no
-	// signature, or a scheme without an id header) carries the standard one.
-	if !hasID(h) {
-		h.Set("webhook-id", rec.ID)
-	}
-	cleanHeader(h)
-
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return failure(err, c.Timeout)
@@ -81,6 +66,45 @@ func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) ou
 		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	return o
+}
+
+// attemptHeader sets the headers of one attempt to deliver body as message
+// id at now; only signing can fail.
+func attemptHeader(h http.Header, ep *Endpoint, id string, now time.Time, body []byte) error {
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	for k, vs := range ep.Header {
+		h[k] = slices.Clone(vs) // the signer may append; ep.Header is shared
+	}
+	if ep.Scheme != nil {
+		if err := ep.Scheme.Sign(h, id, now, body); err != nil {
+			return err
+		}
+	}
+	// Receivers de-duplicate by id: a delivery whose scheme sends none (no
+	// signature, or a scheme without an id header) carries the standard one.
+	if !hasID(h) {
+		h.Set("webhook-id", id)
+	}
+	cleanHeader(h)
+	return nil
+}
+
+// Preview returns the body and headers that an attempt at now to deliver
+// body as message id would send, without sending anything: the scheme's
+// Prepare and Sign applied as Enqueue and an attempt apply them.
+func (ep Endpoint) Preview(id string, now time.Time, body []byte) ([]byte, http.Header, error) {
+	if ep.Scheme != nil {
+		var err error
+		if body, err = ep.Scheme.Prepare(body); err != nil {
+			return nil, nil, err
+		}
+	}
+	h := http.Header{}
+	if err := attemptHeader(h, &ep, id, now, body); err != nil {
+		return nil, nil, err
+	}
+	return body, h, nil
 }
 
 // idHeaders carry a delivery's id in the built-in schemes; with an hmac
