@@ -45,6 +45,10 @@ type App struct {
 	ConversationState *ConversationState `json:"conversation_state,omitempty"`
 	// Breaker tunes the circuit breaker kept per webhook.
 	Breaker *Breaker `json:"breaker,omitempty"`
+	// Journal sets the capture journal of a durable outbox, on by
+	// default: exchanges of a Caddy killed before their events were in
+	// the outbox are stored when it starts again.
+	Journal *JournalConfig `json:"journal,omitempty"`
 
 	rt     *pipeline
 	key    string
@@ -53,6 +57,9 @@ type App struct {
 	// webhooks are the receivers this configuration's handlers declared,
 	// by name; Start makes them the engine's whole set.
 	webhooks map[string]*webhook
+	// routes are this configuration's handlers by route key, for the
+	// exchanges the capture journal replays.
+	routes map[uint64]*route
 }
 
 // ConversationState sizes the conversation memory; Off disables it, so that
@@ -162,6 +169,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Breaker:        a.Breaker.config(),
 	}
 	a.webhooks = map[string]*webhook{}
+	a.routes = map[uint64]*route{}
 	a.key = "pipeline:" + ob.Kind + ":" + ob.Path
 	val, _, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
 		return newPipeline(ob, a.QueueSize, a.Workers, a.logger), nil

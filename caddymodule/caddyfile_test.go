@@ -134,6 +134,7 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"unknown global option", "source openai", `unknown chat_webhooks global option "outbx"`, "outbx memory"},
 		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
 		{"bad breaker ratio", "source openai", `breaker failure_ratio "70%": write a share between 0 and 1`, "breaker {\n\t\t\tfailure_ratio 70%\n\t\t}"},
+		{"journal other than off", "source openai", "journal off is the only journal option", "journal 64MiB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,6 +62,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.check(); err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
 	}
+	key, err := routeKey(h)
+	if err != nil {
+		return fmt.Errorf("chat_webhooks: %v", err)
+	}
 	appIface, err := ctx.App("chat_webhooks")
 	if err != nil {
 		return err
@@ -83,7 +87,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
 	}
-	r := &route{deriver: deriver, logger: ctx.Logger()}
+	r := &route{deriver: deriver, logger: ctx.Logger(), key: key}
 	if h.UserInfo != nil {
 		if r.enricher, err = h.UserInfo.enricher(repl); err != nil {
 			return fmt.Errorf("chat_webhooks: user_info: %v", err)
@@ -106,6 +110,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ctx.Logger().Warn("chat_webhooks has no webhook: events are derived but delivered nowhere")
 	}
 	h.route = r
+	app.routes[key] = r
 	return nil
 }
 
