@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/tidwall/gjson"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/journal"
+	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // loadClients send turns of their own conversations through Caddy until
@@ -164,4 +169,159 @@ http://localhost:%d {
 	m := scrapeMetrics(t, procAdmin)
 	t.Logf("%d exchanges answered across %d kills; the last start replayed %v from the journal",
 		answered, kills, m["caddy_chat_webhooks_journal_replayed_total"])
+}
+
+// handlerRouteKey is the route key the chat_webhooks handler of a
+// Caddyfile gets when it provisions.
+func handlerRouteKey(t *testing.T, cfg string) uint64 {
+	t.Helper()
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw json.RawMessage
+	var find func(v any)
+	var doc any
+	json.Unmarshal(adapted, &doc)
+	find = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["handler"] == "chat_webhooks" {
+				delete(v, "handler")
+				raw, _ = json.Marshal(v)
+				return
+			}
+			for _, c := range v {
+				find(c)
+			}
+		case []any:
+			for _, c := range v {
+				find(c)
+			}
+		}
+	}
+	find(doc)
+	var h Handler
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatalf("handler JSON %s: %v", raw, err)
+	}
+	key, err := routeKey(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// openAITurn is a finished OpenAI chat completion exchange of conversation
+// conv, as the handler captures it.
+func openAITurn(conv, msg string) transform.Exchange {
+	now := time.Now()
+	return transform.Exchange{
+		Method: "POST", Host: fmt.Sprintf("localhost:%d", withModulePort), Path: "/v1/chat/completions",
+		RequestHeader:  http.Header{"Content-Type": {"application/json"}, "X-Conversation-Id": {conv}},
+		RequestBody:    []byte(`{"model":"gpt-test","messages":[{"role":"user","content":"` + msg + `"}]}`),
+		Status:         200,
+		ResponseHeader: http.Header{"Content-Type": {"application/json"}},
+		ResponseBody: []byte(`{"id":"chatcmpl-` + msg + `","object":"chat.completion","model":"gpt-test",` +
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"re: ` + msg + `"},"finish_reason":"stop"}]}`),
+		RemoteAddr: "127.0.0.1:40000",
+		Start:      now.Add(-50 * time.Millisecond),
+		End:        now,
+	}
+}
+
+// At start, the exchanges a killed process journalled but did not mark
+// stored are derived and delivered, under the event ids their journal
+// origin gives them; marked ones are not; ones of a handler configuration
+// that is gone are dropped and counted; a torn end is skipped and counted.
+func TestStartReplaysWhatTheJournalHoldsUncommitted(t *testing.T) {
+	sink := newHookSink(t, nil)
+	outbox := filepath.Join(t.TempDir(), "outbox.db")
+	cfg := chatConfig(outbox, `source openai
+		conversation_id request.header.X-Conversation-Id
+		webhook `+sink.URL()+`/hook {
+			name crm
+			schema chatvolt
+			sign standard `+sinkSecret+`
+		}`, "127.0.0.1:9")
+	key := handlerRouteKey(t, cfg)
+
+	jn, _, err := journal.Open(journalDir(outbox), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tickets []journal.Ticket
+	for i, k := range []uint64{key, key, key, key + 1} {
+		ex := openAITurn("replayed", fmt.Sprintf("turn-%d", i))
+		tk, err := jn.Append(k, &ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, tk)
+	}
+	if err := jn.Commit(tickets[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	jn.Close()
+	segs, _ := filepath.Glob(filepath.Join(journalDir(outbox), "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("journal segments %v, want one", segs)
+	}
+	f, _ := os.OpenFile(segs[0], os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0x30, 0, 0, 0, 1, 2}) // the start of a frame, torn
+	f.Close()
+
+	replayed := counterValue(metrics.journalReplayed)
+	torn := counterValue(metrics.journalTornTails)
+	orphaned := counterValue(metrics.exchangesDropped.WithLabelValues("handler_changed"))
+	startChatCaddy(t, cfg)
+
+	got := sink.waitDistinct(2, 5*time.Second)
+	want := map[string]string{
+		"turn-0": eventID(tickets[0].Origin(), 0),
+		"turn-2": eventID(tickets[2].Origin(), 0),
+	}
+	for _, d := range got {
+		msg := gjson.GetBytes(d.body, "userMessage").String()
+		if want[msg] == "" || d.id != want[msg] {
+			t.Errorf("delivered %q under webhook-id %q; want exactly %v", msg, d.id, want)
+		}
+		delete(want, msg)
+	}
+	for name, c := range map[string]struct {
+		got, before, want float64
+	}{
+		"journal_replayed_total":                     {counterValue(metrics.journalReplayed), replayed, 2},
+		"journal_torn_tails_total":                   {counterValue(metrics.journalTornTails), torn, 1},
+		`exchanges_dropped_total{"handler_changed"}`: {counterValue(metrics.exchangesDropped.WithLabelValues("handler_changed")), orphaned, 1},
+	} {
+		if c.got-c.before != c.want {
+			t.Errorf("%s grew by %v, want %v", name, c.got-c.before, c.want)
+		}
+	}
+	waitUntil(t, 5*time.Second, "the replayed exchanges marked stored and their segment deleted", func() bool {
+		left, _ := filepath.Glob(filepath.Join(journalDir(outbox), "*.seg"))
+		return len(left) == 1 && left[0] != segs[0]
+	})
+}
+
+// The journal lives beside a durable outbox and is opened when the
+// configuration starts; journal off, or an outbox in memory, has none.
+func TestJournalIsBesideADurableOutboxUnlessOff(t *testing.T) {
+	for _, tc := range []struct {
+		name, options string
+		want          bool
+	}{
+		{"bbolt", "", true},
+		{"journal off", "journal off", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outbox := filepath.Join(t.TempDir(), "outbox.db")
+			startChatCaddy(t, testCaddyfile("", "outbox bbolt "+outbox+"\n\t\t"+tc.options, "source openai", "respond 200", ""))
+			_, err := os.Stat(journalDir(outbox))
+			if exists := err == nil; exists != tc.want {
+				t.Errorf("journal directory exists: %t, want %t (%v)", exists, tc.want, err)
+			}
+		})
+	}
 }
