@@ -86,28 +86,14 @@ func TestSIGKILLUnderLoadLosesNoAnsweredExchange(t *testing.T) {
 	backend := newTurnBackend(t)
 	sink := newHookSink(t, nil)
 	home := t.TempDir()
-	config := filepath.Join(home, "Caddyfile")
-	os.WriteFile(config, []byte(fmt.Sprintf(`{
-	admin %s
-	http_port %d
-	chat_webhooks {
-		outbox bbolt %s
-	}
-}
-http://localhost:%d {
-	chat_webhooks {
-		source openai
+	config := writeProcConfig(t, home, `source openai
 		conversation_id request.header.X-Conversation-Id
-		webhook %s/hook {
+		webhook `+sink.URL()+`/hook {
 			name crm
 			schema chatvolt
 			sign standard `+sinkSecret+`
 			retry 1s 1s 1s 1s 1s
-		}
-	}
-	reverse_proxy %s
-}
-`, procAdmin, procPort, filepath.Join(home, "outbox.db"), procPort, sink.URL(), backend.Listener.Addr())), 0o644)
+		}`, backend)
 
 	load := newLoadClients()
 	const kills, perRound = 3, 150
@@ -179,31 +165,13 @@ func handlerRouteKey(t *testing.T, cfg string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var raw json.RawMessage
-	var find func(v any)
-	var doc any
-	json.Unmarshal(adapted, &doc)
-	find = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if v["handler"] == "chat_webhooks" {
-				delete(v, "handler")
-				raw, _ = json.Marshal(v)
-				return
-			}
-			for _, c := range v {
-				find(c)
-			}
-		case []any:
-			for _, c := range v {
-				find(c)
-			}
-		}
+	handlers := chatHandlers(adapted)
+	if len(handlers) != 1 {
+		t.Fatalf("%d chat_webhooks handlers, want 1", len(handlers))
 	}
-	find(doc)
 	var h Handler
-	if err := json.Unmarshal(raw, &h); err != nil {
-		t.Fatalf("handler JSON %s: %v", raw, err)
+	if err := json.Unmarshal(handlers[0], &h); err != nil {
+		t.Fatalf("handler JSON %s: %v", handlers[0], err)
 	}
 	key, err := routeKey(&h)
 	if err != nil {
