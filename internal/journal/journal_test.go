@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,5 +340,55 @@ func TestAppendAfterCloseFails(t *testing.T) {
 	}
 	if after := readDir(t, dir); !reflect.DeepEqual(before, after) {
 		t.Error("an append after close changed the files")
+	}
+}
+
+// Handlers append and workers commit at the same time, across segment
+// rotations: reopening returns exactly the exchanges never committed.
+func TestConcurrentAppendsAndCommitsLoseNothing(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 4096})
+	const writers, each = 8, 100
+	var mu sync.Mutex
+	uncommitted := map[int]bool{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var batch []Ticket
+			for i := w * each; i < (w+1)*each; i++ {
+				ex := chatExchange(i)
+				tk, err := j.Append(7, &ex)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 == 0 {
+					mu.Lock()
+					uncommitted[i] = true
+					mu.Unlock()
+					continue
+				}
+				if batch = append(batch, tk); len(batch) == 5 {
+					j.Commit(batch)
+					batch = nil
+				}
+			}
+			j.Commit(batch)
+		}()
+	}
+	wg.Wait()
+	j.Close()
+	_, rec := openJournal(t, dir, Options{})
+	got := map[int]bool{}
+	for _, i := range turnsOf(t, rec) {
+		if got[i] {
+			t.Errorf("turn %d recovered twice", i)
+		}
+		got[i] = true
+	}
+	if !reflect.DeepEqual(got, uncommitted) {
+		t.Errorf("recovered %d turns, want the %d never committed", len(got), len(uncommitted))
 	}
 }
