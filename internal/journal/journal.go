@@ -148,6 +148,9 @@ func Open(dir string, opts Options) (*Journal, *Recovery, error) {
 	}
 	for _, path := range old {
 		if err := os.Remove(path); err != nil {
+			// The new run holds copies now: a later Open returns each
+			// exchange once, whichever copies are left.
+			j.Close()
 			return nil, nil, fmt.Errorf("journal: %w", err)
 		}
 	}
