@@ -45,6 +45,10 @@ type App struct {
 	ConversationState *ConversationState `json:"conversation_state,omitempty"`
 	// Breaker tunes the circuit breaker kept per webhook.
 	Breaker *Breaker `json:"breaker,omitempty"`
+	// Journal sets the capture journal of a durable outbox, on by
+	// default: exchanges of a Caddy killed before their events were in
+	// the outbox are stored when it starts again.
+	Journal *JournalConfig `json:"journal,omitempty"`
 
 	rt     *pipeline
 	key    string
@@ -55,6 +59,9 @@ type App struct {
 	webhooks map[string]*webhook
 	// routes are the configuration's handlers, for rederive.
 	routes []*route
+	// routeKeys are this configuration's handlers by route key, for the
+	// exchanges the capture journal replays.
+	routeKeys map[uint64]*route
 }
 
 // ConversationState sizes the conversation memory; Off disables it, so that
@@ -164,6 +171,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Breaker:        a.Breaker.config(),
 	}
 	a.webhooks = map[string]*webhook{}
+	a.routeKeys = map[uint64]*route{}
 	a.key = "pipeline:" + ob.Kind + ":" + ob.Path
 	val, _, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
 		return newPipeline(ob, a.QueueSize, a.Workers, a.logger), nil

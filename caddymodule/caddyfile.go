@@ -597,6 +597,7 @@ func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
 //		max_queued_bytes <size>
 //		max_dead_letters <n>
 //		conversation_state <entries> <ttl> | conversation_state off
+//		journal off
 //		breaker { ... }
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
@@ -639,6 +640,11 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("conversation_state <entries> <ttl>, or conversation_state off")
 			}
 			app.ConversationState = cs
+		case "journal":
+			if args := d.RemainingArgs(); len(args) != 1 || args[0] != "off" {
+				return nil, d.Errf("journal off is the only journal option (the capture journal is on by default)")
+			}
+			app.Journal = &JournalConfig{Off: true}
 		case "breaker":
 			b, err := parseBreaker(d)
 			if err != nil {

@@ -57,34 +57,45 @@ func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) {
 // into Handler and checks that encoding it again loses nothing.
 func assertHandlersRoundTrip(t *testing.T, cfg []byte) {
 	t.Helper()
+	handlers := chatHandlers(cfg)
+	for _, raw := range handlers {
+		var h Handler
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		var withName struct {
+			Handler
+			Name string `json:"handler"`
+		}
+		if err := dec.Decode(&withName); err != nil {
+			t.Errorf("handler JSON does not decode: %v", err)
+		}
+		h = withName.Handler
+		again, _ := json.Marshal(struct {
+			Name string `json:"handler"`
+			*Handler
+		}{"chat_webhooks", &h})
+		if !jsonEqual(raw, again) {
+			t.Errorf("handler JSON does not round-trip:\n got %s\nwant %s", again, raw)
+		}
+	}
+	if len(handlers) == 0 {
+		t.Error("no chat_webhooks handler in the adapted config")
+	}
+}
+
+// chatHandlers returns the JSON of every chat_webhooks handler in a
+// Caddy JSON config.
+func chatHandlers(cfg []byte) [][]byte {
 	var doc any
 	json.Unmarshal(cfg, &doc)
+	var out [][]byte
 	var walk func(any)
-	found := 0
 	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
 			if v["handler"] == "chat_webhooks" {
-				found++
 				raw, _ := json.Marshal(v)
-				var h Handler
-				dec := json.NewDecoder(bytes.NewReader(raw))
-				dec.DisallowUnknownFields()
-				var withName struct {
-					Handler
-					Name string `json:"handler"`
-				}
-				if err := dec.Decode(&withName); err != nil {
-					t.Errorf("handler JSON does not decode: %v", err)
-				}
-				h = withName.Handler
-				again, _ := json.Marshal(struct {
-					Name string `json:"handler"`
-					*Handler
-				}{"chat_webhooks", &h})
-				if !jsonEqual(raw, again) {
-					t.Errorf("handler JSON does not round-trip:\n got %s\nwant %s", again, raw)
-				}
+				out = append(out, raw)
 			}
 			for _, c := range v {
 				walk(c)
@@ -96,9 +107,7 @@ func assertHandlersRoundTrip(t *testing.T, cfg []byte) {
 		}
 	}
 	walk(doc)
-	if found == 0 {
-		t.Error("no chat_webhooks handler in the adapted config")
-	}
+	return out
 }
 
 func jsonEqual(a, b []byte) bool {
@@ -139,6 +148,7 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"unknown global option", "source openai", `unknown chat_webhooks global option "outbx"`, "outbx memory"},
 		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
 		{"bad breaker ratio", "source openai", `breaker failure_ratio "70%": write a share between 0 and 1`, "breaker {\n\t\t\tfailure_ratio 70%\n\t\t}"},
+		{"journal other than off", "source openai", "journal off is the only journal option", "journal 64MiB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

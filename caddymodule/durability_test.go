@@ -769,6 +769,32 @@ func startCaddyProcess(t *testing.T, bin, config, home string) *caddyProcess {
 	}
 }
 
+// writeProcConfig writes the Caddyfile of a subprocess test into home: a
+// bbolt outbox there, and the site on procPort whose chat_webhooks block
+// is chat, proxying to backend. It returns the file's path.
+func writeProcConfig(t *testing.T, home, chat string, backend *httptest.Server) string {
+	t.Helper()
+	config := filepath.Join(home, "Caddyfile")
+	err := os.WriteFile(config, []byte(fmt.Sprintf(`{
+	admin %s
+	http_port %d
+	chat_webhooks {
+		outbox bbolt %s
+	}
+}
+http://localhost:%d {
+	chat_webhooks {
+		%s
+	}
+	reverse_proxy %s
+}
+`, procAdmin, procPort, filepath.Join(home, "outbox.db"), procPort, chat, backend.Listener.Addr())), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config
+}
+
 // kill sends SIGKILL: no shutdown code runs.
 func (p *caddyProcess) kill() {
 	select {
@@ -791,27 +817,13 @@ func TestSIGKILLLosesNoQueuedEvent(t *testing.T) {
 		return http.StatusServiceUnavailable
 	})
 	home := t.TempDir()
-	config := filepath.Join(home, "Caddyfile")
-	os.WriteFile(config, []byte(fmt.Sprintf(`{
-	admin %s
-	http_port %d
-	chat_webhooks {
-		outbox bbolt %s
-	}
-}
-http://localhost:%d {
-	chat_webhooks {
-		source openai
-		webhook %s/hook {
+	config := writeProcConfig(t, home, `source openai
+		webhook `+sink.URL()+`/hook {
 			name crm
 			schema chatvolt
 			sign standard `+sinkSecret+`
 			retry 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s
-		}
-	}
-	reverse_proxy %s
-}
-`, procAdmin, procPort, filepath.Join(home, "outbox.db"), procPort, sink.URL(), backend.Listener.Addr())), 0o644)
+		}`, backend)
 
 	proc := startCaddyProcess(t, bin, config, home)
 	convs := []string{"kill-a", "kill-b", "kill-c"}

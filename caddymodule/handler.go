@@ -64,6 +64,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.check(); err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
 	}
+	key, err := routeKey(h)
+	if err != nil {
+		return fmt.Errorf("chat_webhooks: %v", err)
+	}
 	appIface, err := ctx.App("chat_webhooks")
 	if err != nil {
 		return err
@@ -86,7 +90,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
 	}
-	r := &route{deriver: deriver, config: cfg, logger: ctx.Logger()}
+	r := &route{deriver: deriver, config: cfg, logger: ctx.Logger(), key: key}
 	if h.UserInfo != nil {
 		if r.enricher, err = h.UserInfo.enricher(repl); err != nil {
 			return fmt.Errorf("chat_webhooks: user_info: %v", err)
@@ -116,6 +120,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	warnUnreachable(ctx.Logger(), r)
 	app.routes = append(app.routes, r)
 	h.route = r
+	app.routeKeys[key] = r
 	return nil
 }
 

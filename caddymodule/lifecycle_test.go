@@ -223,6 +223,9 @@ func TestValidateOpensNothingAndStartsNothing(t *testing.T) {
 	if n, _ := sink.snapshot(); n != 0 || fileDigest(t, outbox) != before {
 		t.Fatalf("validate sent %d webhooks or changed the outbox", n)
 	}
+	if _, err := os.Stat(journalDir(outbox)); !os.IsNotExist(err) {
+		t.Fatalf("validate made the capture journal (%v)", err)
+	}
 
 	// With a Caddy running on the same outbox, validating takes no lock.
 	startChatCaddy(t, cfg)

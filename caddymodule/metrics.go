@@ -26,6 +26,9 @@ var metrics = struct {
 	deadLettered     *prometheus.CounterVec
 	queueDepth       *prometheus.GaugeVec
 	latency          *prometheus.HistogramVec
+	journalSkipped   *prometheus.CounterVec
+	journalReplayed  prometheus.Counter
+	journalTornTails prometheus.Counter
 }{
 	queued: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
@@ -54,6 +57,16 @@ var metrics = struct {
 		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
 	}, []string{"webhook", "schema"}),
+	journalSkipped: counter("journal_skipped_total",
+		"Exchanges not written to the capture journal (full, write_error): a crash before their events are stored loses them.", "reason"),
+	journalReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "journal_replayed_total",
+		Help: "Exchanges an earlier process journalled but did not store, derived and stored at start.",
+	}),
+	journalTornTails: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "journal_torn_tails_total",
+		Help: "Capture journal segments whose torn or corrupt end was skipped at start.",
+	}),
 }
 
 // counter makes a counter vector of this module's namespace.
@@ -66,7 +79,7 @@ func counter(name, help string, labels ...string) *prometheus.CounterVec {
 func collectors() []prometheus.Collector {
 	return []prometheus.Collector{metrics.queued, metrics.exchangesDropped, metrics.trafficProblems, metrics.eventsDerived, metrics.userInfoFailures,
 		metrics.enqueued, metrics.delivered, metrics.failed, metrics.retried, metrics.dropped, metrics.deadLettered,
-		metrics.queueDepth, metrics.latency}
+		metrics.queueDepth, metrics.latency, metrics.journalSkipped, metrics.journalReplayed, metrics.journalTornTails}
 }
 
 // registerMetrics adds the collectors to a configuration's registry; a

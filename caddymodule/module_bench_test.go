@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/journal"
 	"github.com/chatwebhooks/chatwebhooks/signer"
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
@@ -95,10 +96,12 @@ func BenchmarkDeriveShapeSign(b *testing.B) {
 }
 
 // BenchmarkServeHTTP measures what chat_webhooks adds to a request on the
-// proxy path: capture of both bodies and the hand-off to the pipeline
-// queue, against the same next handler without it. The queue is drained
-// by a goroutine that discards the exchanges, so deriving and delivering
-// (off the request path) are not counted; see BenchmarkDeriveShapeSign.
+// proxy path: capture of both bodies, the capture journal's write (as with
+// the default durable outbox) and the hand-off to the pipeline queue,
+// against the same next handler without it. The queue is drained by a
+// goroutine that commits the journal records in batches, as the pipeline's
+// workers do, and discards the exchanges, so deriving and delivering (off
+// the request path) are not counted; see BenchmarkDeriveShapeSign.
 func BenchmarkServeHTTP(b *testing.B) {
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		io.Copy(io.Discard, r.Body)
@@ -107,13 +110,26 @@ func BenchmarkServeHTTP(b *testing.B) {
 		return nil
 	})
 	rt := &pipeline{queue: make(chan job, 4096), logger: zap.NewNop(), done: make(chan struct{})}
+	jn, _, err := journal.Open(b.TempDir(), journal.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer jn.Close()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
+		var done []journal.Ticket
 		for {
 			select {
-			case <-rt.queue:
+			case j := <-rt.queue:
 				metrics.queued.Dec()
+				if j.ticket.Valid() {
+					done = append(done, j.ticket)
+				}
+				if len(done) == 64 || len(rt.queue) == 0 {
+					jn.Commit(done)
+					done = done[:0]
+				}
 			case <-stop:
 				return
 			}
@@ -121,16 +137,19 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}()
 	h := &Handler{MaxCapture: DefaultMaxCapture, route: benchRoute(b), rt: rt}
 	for _, tc := range []struct {
-		name  string
-		serve func(w http.ResponseWriter, r *http.Request) error
+		name    string
+		journal *journal.Journal
+		serve   func(w http.ResponseWriter, r *http.Request) error
 	}{
-		{"plain", next.ServeHTTP},
-		{"module", func(w http.ResponseWriter, r *http.Request) error { return h.ServeHTTP(w, r, next) }},
-		{"module_unwanted_path", func(w http.ResponseWriter, r *http.Request) error {
+		{"plain", nil, next.ServeHTTP},
+		{"module", jn, func(w http.ResponseWriter, r *http.Request) error { return h.ServeHTTP(w, r, next) }},
+		{"module_journal_off", nil, func(w http.ResponseWriter, r *http.Request) error { return h.ServeHTTP(w, r, next) }},
+		{"module_unwanted_path", jn, func(w http.ResponseWriter, r *http.Request) error {
 			r.URL.Path = "/v1/embeddings"
 			return h.ServeHTTP(w, r, next)
 		}},
 	} {
+		rt.journal.Store(tc.journal)
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -142,5 +161,8 @@ func BenchmarkServeHTTP(b *testing.B) {
 				}
 			}
 		})
+	}
+	if n := counterValue(metrics.journalSkipped.WithLabelValues("full")); n > 0 {
+		b.Errorf("%v exchanges were not journalled: the journal was full", n)
 	}
 }

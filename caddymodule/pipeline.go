@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/journal"
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
@@ -29,11 +31,18 @@ type route struct {
 	webhooks []*webhook
 	record   *recording // nil unless the handler records
 	logger   *zap.Logger
+	// key names the handler's configuration in the capture journal.
+	key uint64
 }
 
 type job struct {
 	route *route
 	ex    *transform.Exchange
+	// ticket is the exchange's capture journal record, if it has one.
+	ticket journal.Ticket
+	// replayed jobs come from the journal at start: they wait for room
+	// in their shard rather than being dropped.
+	replayed bool
 }
 
 // batch is the events of one exchange that belong to one shard.
@@ -41,6 +50,7 @@ type batch struct {
 	route  *route
 	end    time.Time
 	events []transform.Event
+	res    *resolution // nil for an exchange without a journal record
 }
 
 // pipeline is the part of the module that outlives a configuration: the
@@ -91,6 +101,14 @@ type pipeline struct {
 	// once per burst, not once per dropped exchange.
 	dropLogged     atomic.Bool
 	overflowLogged atomic.Bool
+
+	// journal is the capture journal, nil without one; journalOn says
+	// whether the first configuration asked for one. recovered is what an
+	// earlier process left unstored, until the first start replays it.
+	journal          atomic.Pointer[journal.Journal]
+	journalOn        bool
+	recovered        []journal.Recovered
+	journalErrLogged atomic.Bool
 }
 
 type stateHolder struct{ store transform.StateStore }
@@ -118,6 +136,7 @@ func (rt *pipeline) activate(a *App) error {
 		if err := rt.open(a.opts); err != nil {
 			return err
 		}
+		rt.openJournal(a.Journal)
 	}
 	if err := rt.engine.Apply(a.endpoints()); err != nil {
 		return err
@@ -136,6 +155,7 @@ func (rt *pipeline) activate(a *App) error {
 		rt.wg.Add(1)
 		go rt.sequence()
 	}
+	rt.replay(a)
 	return nil
 }
 
@@ -202,6 +222,9 @@ func (rt *pipeline) tune(a *App) {
 		rt.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
 			zap.Int("queue_size", cap(rt.queue)), zap.Int("workers", len(rt.shards)))
 	}
+	if wantJournal := rt.outbox.Kind != "memory" && (a.Journal == nil || !a.Journal.Off); wantJournal != rt.journalOn {
+		rt.logger.Warn("journal takes effect when Caddy restarts, not on reload", zap.Bool("journal", rt.journalOn))
+	}
 }
 
 // commit moves what the running webhooks no longer deliver to the dead
@@ -261,18 +284,21 @@ func (rt *pipeline) stopState() {
 	}
 }
 
-// submit hands an exchange to the pipeline without ever blocking: when the
-// queue is full the exchange is dropped, counted and logged.
+// submit journals an exchange and hands it to the pipeline without ever
+// blocking: when the queue is full the exchange is dropped, counted and
+// logged.
 func (rt *pipeline) submit(r *route, ex *transform.Exchange) {
 	if rt.stopped.Load() {
 		metrics.exchangesDropped.WithLabelValues("shutting_down").Inc()
 		return
 	}
+	t := rt.record(r, ex)
 	select {
-	case rt.queue <- job{route: r, ex: ex}:
+	case rt.queue <- job{route: r, ex: ex, ticket: t}:
 		metrics.queued.Inc()
 		rt.dropLogged.Store(false)
 	default:
+		rt.releaseJournal(t)
 		metrics.exchangesDropped.WithLabelValues("pipeline_full").Inc()
 		if !rt.dropLogged.Swap(true) {
 			rt.logger.Warn("pipeline queue full: dropping exchanges until it drains; raise queue_size or add workers",
@@ -319,10 +345,21 @@ func (rt *pipeline) derive(j job) {
 			zap.String("method", j.ex.Method), zap.String("path", j.ex.Path), zap.Int("events", len(out.Events)))
 	}
 	if len(out.Events) == 0 {
+		rt.releaseJournal(j.ticket)
 		return
 	}
+	var res *resolution
+	if j.ticket.Valid() {
+		res = &resolution{ticket: j.ticket}
+		for k := range out.Events {
+			out.Events[k].ID = eventID(j.ticket.Origin(), k)
+		}
+	}
 	if len(rt.shards) == 1 || len(out.Events) == 1 {
-		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events})
+		if res != nil {
+			res.remaining.Store(1)
+		}
+		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, res: res}, j.replayed)
 		return
 	}
 	byShard := map[int][]transform.Event{}
@@ -334,19 +371,30 @@ func (rt *pipeline) derive(j job) {
 		}
 		byShard[i] = append(byShard[i], ev)
 	}
+	if res != nil {
+		res.remaining.Store(int32(len(order)))
+	}
 	for _, i := range order {
-		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i]})
+		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], res: res}, j.replayed)
 	}
 }
 
 // hand gives a batch to shard i without waiting: a shard whose buffer is
 // full (its worker stuck on a slow lookup) loses the batch, counted and
-// logged once per burst, rather than stalling every other shard.
-func (rt *pipeline) hand(i int, b batch) {
+// logged once per burst, rather than stalling every other shard. A
+// replayed batch waits: it is the start's backlog, not a burst.
+func (rt *pipeline) hand(i int, b batch, wait bool) {
+	if wait {
+		rt.shards[i] <- b
+		return
+	}
 	select {
 	case rt.shards[i] <- b:
 		rt.overflowLogged.Store(false)
 	default:
+		if b.res.settle() {
+			rt.commitJournal([]journal.Ticket{b.res.ticket})
+		}
 		metrics.exchangesDropped.WithLabelValues("shard_full").Inc()
 		if !rt.overflowLogged.Swap(true) {
 			rt.logger.Warn("a pipeline worker is behind (a slow user_info lookup?): dropping its conversations' events until it catches up",
@@ -375,6 +423,11 @@ func (rt *pipeline) store(shard <-chan batch) {
 	defer rt.wg.Done()
 	for b := range shard {
 		msgs := rt.messages(b)
+		// settling are the journalled exchanges of this Enqueue.
+		var settling []*resolution
+		if b.res != nil {
+			settling = append(settling, b.res)
+		}
 	more:
 		for len(msgs) < maxStoreBatch {
 			select {
@@ -383,19 +436,40 @@ func (rt *pipeline) store(shard <-chan batch) {
 					break more
 				}
 				msgs = append(msgs, rt.messages(next)...)
+				if next.res != nil {
+					settling = append(settling, next.res)
+				}
 			default:
 				break more
 			}
 		}
-		if len(msgs) == 0 {
-			continue
+		var err error
+		if len(msgs) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err = rt.engine.Enqueue(ctx, msgs...); err != nil {
+				rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
+			}
+			cancel()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := rt.engine.Enqueue(ctx, msgs...); err != nil {
-			rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
+		if settled(err) {
+			var done []journal.Ticket
+			for _, res := range settling {
+				if res.settle() {
+					done = append(done, res.ticket)
+				}
+			}
+			rt.commitJournal(done)
 		}
-		cancel()
 	}
+}
+
+// settled reports whether the outcome of an Enqueue is final. Messages
+// stored, or refused for good (a full outbox, a body the scheme cannot
+// carry), are done with; ones that failed for a reason that may pass (the
+// outbox closing or failing to write) stay in the capture journal, to be
+// stored when Caddy starts again.
+func settled(err error) bool {
+	return err == nil || !errors.Is(err, delivery.ErrClosed) && !errors.Is(err, delivery.ErrStore) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // messages enriches and shapes one batch of events into webhook messages.
@@ -432,6 +506,11 @@ func (rt *pipeline) Destruct() error {
 	if rt.running {
 		close(rt.done)
 		rt.wg.Wait()
+	}
+	if j := rt.journal.Load(); j != nil {
+		if err := j.Close(); err != nil {
+			rt.logger.Error("closing the capture journal", zap.Error(err))
+		}
 	}
 	rt.stateMu.Lock()
 	rt.stopState()

@@ -28,6 +28,10 @@ var ErrQueueFull = errors.New("delivery: outbox full")
 // that is not configured (and, for Purge, holds nothing).
 var ErrUnknownEndpoint = errors.New("delivery: no such webhook")
 
+// ErrStore is returned by Enqueue when the store failed to write the
+// messages: none of them is queued, and trying again later may succeed.
+var ErrStore = errors.New("delivery: storing messages")
+
 // Options configure an Engine. Zero fields take the defaults.
 type Options struct {
 	// Clock drives scheduling, retries and the breaker. Default: the wall
@@ -377,7 +381,7 @@ func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	e.queuedBytes -= size
 	if err != nil {
 		e.mu.Unlock()
-		return fmt.Errorf("delivery: storing messages: %w", err)
+		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	var orphans []*Record
 	for i, r := range recs {

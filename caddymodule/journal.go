@@ -1,0 +1,158 @@
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/journal"
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+// JournalConfig sets the capture journal of a durable outbox: every
+// finished exchange is written to a file beside the outbox before the
+// handler returns, and what Caddy was killed before storing in the outbox
+// is derived and stored when it starts again. Off turns it off; an outbox
+// in memory has none.
+type JournalConfig struct {
+	Off bool `json:"off,omitempty"`
+}
+
+// journalDir is where the journal of an outbox file lives.
+func journalDir(outboxPath string) string { return outboxPath + "-journal" }
+
+// openJournal opens the journal beside the outbox and keeps what an
+// earlier process left for replay; rt.mu is held. A journal that cannot be
+// opened is logged and done without: the proxy runs as it would without
+// one, and the files stay for the next start.
+func (rt *pipeline) openJournal(cfg *JournalConfig) {
+	if rt.outbox.Kind == "memory" || cfg != nil && cfg.Off {
+		return
+	}
+	rt.journalOn = true
+	dir := journalDir(rt.outbox.Path)
+	j, rec, err := journal.Open(dir, journal.Options{})
+	if err != nil {
+		rt.logger.Error("capture journal not opened: exchanges of a killed process may be lost", zap.String("dir", dir), zap.Error(err))
+		return
+	}
+	metrics.journalTornTails.Add(float64(rec.TornTails))
+	if rec.TornTails > 0 {
+		rt.logger.Warn("capture journal: skipped a torn or corrupt end", zap.Int("segments", rec.TornTails), zap.Int64("bytes", rec.TailBytes))
+	}
+	if len(rec.Records) > 0 {
+		rt.logger.Info("capture journal: storing exchanges an earlier process left unstored",
+			zap.Int("exchanges", len(rec.Records)), zap.Int("already_stored", rec.Committed))
+	}
+	rt.recovered = rec.Records
+	rt.journal.Store(j)
+}
+
+// record journals a finished exchange on the request path. When the
+// journal is full or fails, the exchange goes on without it, counted.
+func (rt *pipeline) record(r *route, ex *transform.Exchange) journal.Ticket {
+	j := rt.journal.Load()
+	if j == nil {
+		return journal.Ticket{}
+	}
+	t, err := j.Append(r.key, ex)
+	switch {
+	case err == nil:
+	case errors.Is(err, journal.ErrFull):
+		metrics.journalSkipped.WithLabelValues("full").Inc()
+	case errors.Is(err, journal.ErrClosed):
+	default:
+		metrics.journalSkipped.WithLabelValues("write_error").Inc()
+		if !rt.journalErrLogged.Swap(true) {
+			rt.logger.Error("capture journal write failed: exchanges go on without it", zap.Error(err))
+		}
+	}
+	return t
+}
+
+// replay hands what an earlier process left unstored to the sequencer, in
+// the order it was recorded, with the running configuration's handlers;
+// rt.mu is held and the workers run. The queue is waited for: nothing of
+// it is dropped for being many.
+func (rt *pipeline) replay(a *App) {
+	var orphans []journal.Ticket
+	for _, r := range rt.recovered {
+		route := a.routeKeys[r.Record.Route]
+		if route == nil {
+			orphans = append(orphans, r.Ticket)
+			continue
+		}
+		metrics.queued.Inc()
+		metrics.journalReplayed.Inc()
+		rt.queue <- job{route: route, ex: &r.Record.Exchange, ticket: r.Ticket, replayed: true}
+	}
+	rt.recovered = nil
+	if len(orphans) > 0 {
+		metrics.exchangesDropped.WithLabelValues("handler_changed").Add(float64(len(orphans)))
+		rt.logger.Warn("capture journal: exchanges of a handler configuration that no longer exists are not replayed",
+			zap.Int("exchanges", len(orphans)))
+		rt.commitJournal(orphans)
+	}
+}
+
+// commitJournal records that the tickets' exchanges are done with.
+func (rt *pipeline) commitJournal(ts []journal.Ticket) {
+	if len(ts) == 0 {
+		return
+	}
+	if err := rt.journal.Load().Commit(ts); err != nil && !rt.journalErrLogged.Swap(true) {
+		rt.logger.Error("capture journal commit failed", zap.Error(err))
+	}
+}
+
+// releaseJournal lets go of a ticket whose exchange is not stored (it
+// yields no event, or is dropped).
+func (rt *pipeline) releaseJournal(t journal.Ticket) {
+	if t.Valid() {
+		rt.journal.Load().Release(t)
+	}
+}
+
+// eventID names event k of a journalled exchange after the exchange's
+// origin, so that an exchange derived again after a crash yields the same
+// event ids, hence the same webhook-id, and receivers de-duplicate what
+// was stored but not yet marked committed. The form is transform.NewID's.
+func eventID(o journal.Origin, k int) string {
+	var b [20]byte
+	binary.BigEndian.PutUint64(b[0:], o.Run)
+	binary.BigEndian.PutUint64(b[8:], o.ID)
+	binary.BigEndian.PutUint32(b[16:], uint32(k))
+	sum := sha256.Sum256(b[:])
+	return "evt_" + hex.EncodeToString(sum[:12])
+}
+
+// resolution follows a journalled exchange whose events went to several
+// shards: it is committed when the last of its batches is stored or
+// dropped.
+type resolution struct {
+	ticket    journal.Ticket
+	remaining atomic.Int32
+}
+
+// settle counts one batch done and reports whether it was the last.
+func (r *resolution) settle() bool {
+	return r != nil && r.remaining.Add(-1) == 0
+}
+
+// routeKey identifies a handler's configuration across restarts: the
+// digest of its JSON, taken before defaults are filled in. The journal
+// stores it with each exchange, so that a replay uses the handler that
+// captured it, or none if that configuration is gone.
+func routeKey(h *Handler) (uint64, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return 0, err
+	}
+	sum := sha256.Sum256(b)
+	return binary.BigEndian.Uint64(sum[:8]), nil
+}

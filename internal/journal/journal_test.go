@@ -1,0 +1,394 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+// chatExchange is turn i of an OpenAI-style chat, as the handler captures
+// it; every fourth turn is an aborted stream with truncated bodies.
+func chatExchange(i int) transform.Exchange {
+	start := time.Unix(1_730_000_000, int64(i)*1_000_000)
+	ex := transform.Exchange{
+		Method: "POST", Host: "chat.example.com", Path: "/v1/chat/completions", RawQuery: fmt.Sprintf("turn=%d", i),
+		RequestHeader: http.Header{"Content-Type": {"application/json"}, "X-Conversation-Id": {fmt.Sprintf("conv-%d", i%3)}},
+		RequestBody:   []byte(fmt.Sprintf(`{"model":"gpt-test","messages":[{"role":"user","content":"turn %d"}]}`, i)),
+		Status:        200,
+		ResponseHeader: http.Header{"Content-Type": {"application/json"},
+			"Set-Cookie": {"a=1", "b=2"}},
+		ResponseBody: []byte(fmt.Sprintf(`{"id":"chatcmpl-%d","choices":[{"message":{"role":"assistant","content":"re: turn %d"}}]}`, i, i)),
+		RemoteAddr:   "192.0.2.7:50123",
+		Start:        start,
+		End:          start.Add(40 * time.Millisecond),
+	}
+	if i%4 == 3 {
+		ex.Aborted, ex.RequestTruncated, ex.ResponseTruncated = true, true, true
+		ex.Status = 0
+		ex.ResponseBody = nil
+	}
+	return ex
+}
+
+func openJournal(t *testing.T, dir string, opts Options) (*Journal, *Recovery) {
+	t.Helper()
+	j, rec, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j, rec
+}
+
+func appendTurns(t *testing.T, j *Journal, from, to int) []Ticket {
+	t.Helper()
+	var out []Ticket
+	for i := from; i < to; i++ {
+		ex := chatExchange(i)
+		tk, err := j.Append(7, &ex)
+		if err != nil {
+			t.Fatalf("append turn %d: %v", i, err)
+		}
+		out = append(out, tk)
+	}
+	return out
+}
+
+// turnsOf returns which chat turns the recovered records are.
+func turnsOf(t *testing.T, rec *Recovery) []int {
+	t.Helper()
+	var out []int
+	for _, r := range rec.Records {
+		var i int
+		if _, err := fmt.Sscanf(r.Record.Exchange.RawQuery, "turn=%d", &i); err != nil {
+			t.Fatalf("recovered record with query %q", r.Record.Exchange.RawQuery)
+		}
+		if want := chatExchange(i); !reflect.DeepEqual(r.Record.Exchange, want) {
+			t.Errorf("turn %d came back as\n%+v\nwant\n%+v", i, r.Record.Exchange, want)
+		}
+		if r.Record.Route != 7 || !r.Ticket.Valid() {
+			t.Errorf("turn %d: route %d, valid ticket %t", i, r.Record.Route, r.Ticket.Valid())
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+// A process that dies leaves its segments as they are: reopening returns
+// what was never committed, in the order it was recorded, and nothing that
+// was. Released exchanges were not committed, so they come back too.
+func TestReopenReturnsWhatWasNotCommitted(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		commit    []int
+		release   []int
+		want      []int
+		committed int
+	}{
+		{"nothing committed", nil, nil, []int{0, 1, 2, 3, 4, 5}, 0},
+		{"all committed", []int{0, 1, 2, 3, 4, 5}, nil, nil, 6},
+		{"committed out of order", []int{4, 1, 5}, nil, []int{0, 2, 3}, 3},
+		{"released but not committed", []int{0}, []int{1, 2}, []int{1, 2, 3, 4, 5}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			j, rec := openJournal(t, dir, Options{})
+			if len(rec.Records) != 0 {
+				t.Fatalf("a new journal recovered %d records", len(rec.Records))
+			}
+			tks := appendTurns(t, j, 0, 6)
+			var commit, release []Ticket
+			for _, i := range tc.commit {
+				commit = append(commit, tks[i])
+			}
+			for _, i := range tc.release {
+				release = append(release, tks[i])
+			}
+			if err := j.Commit(commit); err != nil {
+				t.Fatal(err)
+			}
+			j.Release(release...)
+			j.Close()
+
+			_, rec = openJournal(t, dir, Options{})
+			if got := turnsOf(t, rec); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("recovered turns %v, want %v", got, tc.want)
+			}
+			if rec.Committed != tc.committed || rec.TornTails != 0 {
+				t.Errorf("committed %d, torn tails %d; want %d, 0", rec.Committed, rec.TornTails, tc.committed)
+			}
+		})
+	}
+}
+
+// A recovered exchange is recorded again in the new run under its first
+// origin, so that what is derived from it is named the same way however
+// often it is replayed; once committed in a later run it is done.
+func TestRecoveredExchangesKeepTheirOrigin(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{})
+	tks := appendTurns(t, j, 0, 3)
+	j.Close()
+
+	j2, rec := openJournal(t, dir, Options{})
+	for i, r := range rec.Records {
+		if r.Ticket.Origin() != tks[i].Origin() || r.Record.Origin != tks[i].Origin() {
+			t.Errorf("turn %d: origin %v after one reopening, was %v", i, r.Ticket.Origin(), tks[i].Origin())
+		}
+	}
+	if err := j2.Commit([]Ticket{rec.Records[1].Ticket}); err != nil {
+		t.Fatal(err)
+	}
+	j2.Close()
+
+	_, rec = openJournal(t, dir, Options{})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != "[0 2]" {
+		t.Errorf("after a second reopening: turns %v, want [0 2]", got)
+	}
+	for _, r := range rec.Records {
+		if o := r.Ticket.Origin(); o.Run != tks[0].Origin().Run {
+			t.Errorf("origin run %x, want the first run's %x", o.Run, tks[0].Origin().Run)
+		}
+	}
+}
+
+// A process killed while it recovers leaves the earlier run's segments
+// beside its own copies: each exchange comes back once, and one committed
+// under either name is done.
+func TestKilledDuringRecoveryReturnsEachExchangeOnce(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{})
+	appendTurns(t, j, 0, 4)
+	j.Close()
+	first := readDir(t, dir)
+
+	j2, rec := openJournal(t, dir, Options{})
+	if err := j2.Commit([]Ticket{rec.Records[2].Ticket}); err != nil {
+		t.Fatal(err)
+	}
+	j2.Close()
+	for name, data := range first {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, rec = openJournal(t, dir, Options{})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != "[0 1 3]" {
+		t.Errorf("turns %v, want [0 1 3]", got)
+	}
+	if left := readDir(t, dir); len(left) != 1 {
+		t.Errorf("after recovery the directory holds %d segments, want the new run's one", len(left))
+	}
+}
+
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, de := range des {
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[de.Name()] = b
+	}
+	return out
+}
+
+// Segments go as commits advance, oldest first: one whose exchanges are
+// all committed stays while an older one still has a pending exchange,
+// because its commit records may be the older one's.
+func TestSegmentsAreDeletedOnceEverythingBeforeIsCommitted(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	tks := appendTurns(t, j, 0, 40)
+	if n := len(readDir(t, dir)); n < 5 {
+		t.Fatalf("40 turns in 1 KiB segments made %d segments", n)
+	}
+	if err := j.Commit(tks[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readDir(t, dir)); n < 5 {
+		t.Errorf("with the first turn pending, %d segments are left; the later ones must wait", n)
+	}
+	if err := j.Commit(tks[:1]); err != nil {
+		t.Fatal(err)
+	}
+	left := readDir(t, dir)
+	if len(left) != 1 {
+		t.Errorf("everything committed, yet %d segments are left", len(left))
+	}
+	var size int64
+	for _, b := range left {
+		size += int64(len(b))
+	}
+	if j.Size() != size || size > 1024+2*frameHeader+512 {
+		t.Errorf("journal size %d, files %d bytes; want them equal and within a segment", j.Size(), size)
+	}
+	j.Close()
+	if _, rec := openJournal(t, dir, Options{}); len(rec.Records) != 0 {
+		t.Errorf("%d records recovered after everything was committed", len(rec.Records))
+	}
+}
+
+// A full journal refuses exchanges (they go on without one) instead of
+// growing or waiting, and takes them again once commits free space.
+func TestFullJournalRefusesUntilCommitsFreeSpace(t *testing.T) {
+	j, _ := openJournal(t, t.TempDir(), Options{SegmentBytes: 1024, MaxBytes: 4096})
+	var tks []Ticket
+	var err error
+	for i := 0; err == nil; i++ {
+		if i > 100 {
+			t.Fatal("a 4 KiB journal took 100 exchanges")
+		}
+		ex := chatExchange(i)
+		var tk Ticket
+		if tk, err = j.Append(7, &ex); err == nil {
+			tks = append(tks, tk)
+		}
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("append to a full journal: %v, want ErrFull", err)
+	}
+	if j.Size() > 4096 {
+		t.Errorf("journal holds %d bytes, bound 4096", j.Size())
+	}
+	if err := j.Commit(tks); err != nil {
+		t.Fatal(err)
+	}
+	ex := chatExchange(0)
+	if _, err := j.Append(7, &ex); err != nil {
+		t.Errorf("append after everything was committed: %v", err)
+	}
+}
+
+// What a killed process leaves half written, or a damaged file, ends the
+// segment for the reader: the records before are recovered, the tail is
+// counted, nothing after it is trusted.
+func TestDamagedTailIsSkippedAndCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func([]byte) []byte
+		want   string
+	}{
+		{"torn last record", func(b []byte) []byte { return b[:len(b)-5] }, "[0 1]"},
+		{"torn length", func(b []byte) []byte { return b[:len(b)-lastFrame(b)+3] }, "[0 1]"},
+		{"bad checksum in the middle", func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b }, "[0]"},
+		{"garbage appended", func(b []byte) []byte { return append(b, strings.Repeat("\x7f", 40)...) }, "[0 1 2]"},
+		{"zeros appended", func(b []byte) []byte { return append(b, make([]byte, 4096)...) }, "[0 1 2]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			j, _ := openJournal(t, dir, Options{})
+			appendTurns(t, j, 0, 3)
+			j.Close()
+			for name, data := range readDir(t, dir) {
+				os.WriteFile(filepath.Join(dir, name), tc.damage(data), 0o600)
+			}
+			_, rec := openJournal(t, dir, Options{})
+			if got := turnsOf(t, rec); fmt.Sprint(got) != tc.want {
+				t.Errorf("recovered turns %v, want %s", got, tc.want)
+			}
+			if rec.TornTails != 1 || rec.TailBytes == 0 {
+				t.Errorf("torn tails %d (%d bytes), want 1", rec.TornTails, rec.TailBytes)
+			}
+		})
+	}
+}
+
+// lastFrame returns the length of the last frame of a clean segment.
+func lastFrame(b []byte) int {
+	entries, _ := readSegment(b)
+	n := 0
+	for _, e := range entries[:len(entries)-1] {
+		n += len(encodeEntry(e))
+	}
+	return len(b) - n
+}
+
+// encodeEntry is the frame an entry was read from.
+func encodeEntry(e entry) []byte {
+	if e.rec != nil {
+		return appendFrame(nil, func(b []byte) []byte { return appendExchange(b, e.id, e.rec) })
+	}
+	return appendFrame(nil, func(b []byte) []byte { return appendCommit(b, e.commits) })
+}
+
+// After Close, appends fail and leave the files alone.
+func TestAppendAfterCloseFails(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{})
+	appendTurns(t, j, 0, 1)
+	j.Close()
+	before := readDir(t, dir)
+	ex := chatExchange(1)
+	if _, err := j.Append(7, &ex); !errors.Is(err, ErrClosed) {
+		t.Errorf("append after close: %v, want ErrClosed", err)
+	}
+	if after := readDir(t, dir); !reflect.DeepEqual(before, after) {
+		t.Error("an append after close changed the files")
+	}
+}
+
+// Handlers append and workers commit at the same time, across segment
+// rotations: reopening returns exactly the exchanges never committed.
+func TestConcurrentAppendsAndCommitsLoseNothing(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 4096})
+	const writers, each = 8, 100
+	var mu sync.Mutex
+	uncommitted := map[int]bool{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var batch []Ticket
+			for i := w * each; i < (w+1)*each; i++ {
+				ex := chatExchange(i)
+				tk, err := j.Append(7, &ex)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 == 0 {
+					mu.Lock()
+					uncommitted[i] = true
+					mu.Unlock()
+					continue
+				}
+				if batch = append(batch, tk); len(batch) == 5 {
+					j.Commit(batch)
+					batch = nil
+				}
+			}
+			j.Commit(batch)
+		}()
+	}
+	wg.Wait()
+	j.Close()
+	_, rec := openJournal(t, dir, Options{})
+	got := map[int]bool{}
+	for _, i := range turnsOf(t, rec) {
+		if got[i] {
+			t.Errorf("turn %d recovered twice", i)
+		}
+		got[i] = true
+	}
+	if !reflect.DeepEqual(got, uncommitted) {
+		t.Errorf("recovered %d turns, want the %d never committed", len(got), len(uncommitted))
+	}
+}

@@ -1,0 +1,331 @@
+package journal
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"net/http"
+	"time"
+
+	"github.com/chatwebhooks/chatwebhooks/transform"
+)
+
+// A segment is a sequence of frames: a 4-byte little-endian payload length,
+// the CRC-32C of that length and the payload, then the payload. A process
+// killed in the middle of a write leaves a frame whose length runs past the
+// end or whose checksum does not match; everything from there on is the
+// torn tail.
+const frameHeader = 8
+
+// maxPayload bounds one frame, so that a corrupt length cannot make the
+// reader allocate or trust gigabytes. Bodies are capped at 64 MiB each.
+const maxPayload = 256 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Payload kinds.
+const (
+	kindExchange byte = 'X' // a finished exchange
+	kindCommit   byte = 'C' // ids of this run whose events are in the outbox
+)
+
+// Exchange flags.
+const (
+	flagRequestTruncated = 1 << iota
+	flagResponseTruncated
+	flagAborted
+	flagsKnown = flagRequestTruncated | flagResponseTruncated | flagAborted
+)
+
+// Origin names an exchange for good: the run (one opening of the journal)
+// that first recorded it and its id in that run. A replayed exchange keeps
+// its origin, so whatever is derived from it can be named the same way
+// every time.
+type Origin struct {
+	Run uint64
+	ID  uint64
+}
+
+// Record is one finished exchange as the journal keeps it.
+type Record struct {
+	Origin Origin
+	// Route tells the reader which handler configuration recorded it.
+	Route    uint64
+	Exchange transform.Exchange
+}
+
+// entry is one decoded frame: an exchange recorded under id, or the ids
+// of this run committed by one commit frame.
+type entry struct {
+	id      uint64
+	rec     *Record
+	commits []uint64
+}
+
+// appendFrame appends a frame holding what payload appends.
+func appendFrame(buf []byte, payload func([]byte) []byte) []byte {
+	start := len(buf)
+	buf = append(buf, make([]byte, frameHeader)...)
+	buf = payload(buf)
+	n := len(buf) - start - frameHeader
+	binary.LittleEndian.PutUint32(buf[start:], uint32(n))
+	crc := crc32.Update(0, castagnoli, buf[start:start+4])
+	crc = crc32.Update(crc, castagnoli, buf[start+frameHeader:])
+	binary.LittleEndian.PutUint32(buf[start+4:], crc)
+	return buf
+}
+
+// appendExchange appends the payload of exchange r recorded under id.
+func appendExchange(b []byte, id uint64, r *Record) []byte {
+	ex := &r.Exchange
+	b = append(b, kindExchange)
+	b = binary.AppendUvarint(b, id)
+	b = binary.BigEndian.AppendUint64(b, r.Origin.Run)
+	b = binary.AppendUvarint(b, r.Origin.ID)
+	b = binary.BigEndian.AppendUint64(b, r.Route)
+	for _, s := range []string{ex.Method, ex.Host, ex.Path, ex.RawQuery, ex.RemoteAddr} {
+		b = appendString(b, s)
+	}
+	b = binary.AppendUvarint(b, uint64(ex.Status))
+	b = binary.AppendVarint(b, unixNano(ex.Start))
+	b = binary.AppendVarint(b, unixNano(ex.End))
+	var flags byte
+	if ex.RequestTruncated {
+		flags |= flagRequestTruncated
+	}
+	if ex.ResponseTruncated {
+		flags |= flagResponseTruncated
+	}
+	if ex.Aborted {
+		flags |= flagAborted
+	}
+	b = append(b, flags)
+	b = appendHeader(b, ex.RequestHeader)
+	b = appendBytes(b, ex.RequestBody)
+	b = appendHeader(b, ex.ResponseHeader)
+	return appendBytes(b, ex.ResponseBody)
+}
+
+// appendCommit appends the payload of a commit of ids.
+func appendCommit(b []byte, ids []uint64) []byte {
+	b = append(b, kindCommit)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, id)
+	}
+	return b
+}
+
+// unixNano is 0 for the zero time, which UnixNano cannot represent.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+func appendHeader(b []byte, h http.Header) []byte {
+	b = binary.AppendUvarint(b, uint64(len(h)))
+	for k, vs := range h {
+		b = appendString(b, k)
+		b = binary.AppendUvarint(b, uint64(len(vs)))
+		for _, v := range vs {
+			b = appendString(b, v)
+		}
+	}
+	return b
+}
+
+// readSegment decodes the frames of a segment up to the first one that is
+// torn, fails its checksum or does not decode, and returns them with the
+// length of the tail it skipped (0 for a clean segment).
+func readSegment(data []byte) (entries []entry, tail int) {
+	rest := data
+	for len(rest) > 0 {
+		e, n, ok := readFrame(rest)
+		if !ok {
+			return entries, len(rest)
+		}
+		entries = append(entries, e)
+		rest = rest[n:]
+	}
+	return entries, 0
+}
+
+// readFrame decodes the frame at the start of b and returns its length.
+func readFrame(b []byte) (entry, int, bool) {
+	if len(b) < frameHeader {
+		return entry{}, 0, false
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if n == 0 || n > maxPayload || int64(n) > int64(len(b)-frameHeader) {
+		return entry{}, 0, false
+	}
+	payload := b[frameHeader : frameHeader+int(n)]
+	crc := crc32.Update(0, castagnoli, b[:4])
+	if crc32.Update(crc, castagnoli, payload) != binary.LittleEndian.Uint32(b[4:]) {
+		return entry{}, 0, false
+	}
+	e, ok := decodePayload(payload)
+	return e, frameHeader + int(n), ok
+}
+
+// decodePayload decodes one payload, strictly: anything left over or out
+// of range makes it invalid.
+func decodePayload(p []byte) (entry, bool) {
+	if len(p) == 0 {
+		return entry{}, false
+	}
+	d := &decoder{b: p[1:]}
+	var e entry
+	switch p[0] {
+	case kindExchange:
+		e.id = d.uvarint()
+		r := &Record{}
+		r.Origin.Run = d.fixed64()
+		r.Origin.ID = d.uvarint()
+		r.Route = d.fixed64()
+		ex := &r.Exchange
+		for _, s := range []*string{&ex.Method, &ex.Host, &ex.Path, &ex.RawQuery, &ex.RemoteAddr} {
+			*s = string(d.bytes())
+		}
+		status := d.uvarint()
+		if status > 999 {
+			return entry{}, false
+		}
+		ex.Status = int(status)
+		ex.Start = fromUnixNano(d.varint())
+		ex.End = fromUnixNano(d.varint())
+		flags := d.byte()
+		if flags&^flagsKnown != 0 {
+			return entry{}, false
+		}
+		ex.RequestTruncated = flags&flagRequestTruncated != 0
+		ex.ResponseTruncated = flags&flagResponseTruncated != 0
+		ex.Aborted = flags&flagAborted != 0
+		ex.RequestHeader = d.header()
+		ex.RequestBody = d.bytes()
+		ex.ResponseHeader = d.header()
+		ex.ResponseBody = d.bytes()
+		e.rec = r
+	case kindCommit:
+		n := d.count()
+		e.commits = make([]uint64, 0, n)
+		for range n {
+			e.commits = append(e.commits, d.uvarint())
+		}
+	default:
+		return entry{}, false
+	}
+	if d.bad || len(d.b) != 0 {
+		return entry{}, false
+	}
+	return e, true
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// decoder reads a payload; after the first error every read yields zero
+// and bad stays set.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) fail() {
+	d.bad, d.b = true, nil
+}
+
+func (d *decoder) uvarint() uint64 { return readVarint(d, binary.Uvarint) }
+
+func (d *decoder) varint() int64 { return readVarint(d, binary.Varint) }
+
+// readVarint reads one varint with read (binary.Uvarint or Varint).
+func readVarint[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
+	v, n := read(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) fixed64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+// count reads a number of items that follow, each at least one byte: more
+// than the bytes left is corrupt, and would otherwise allocate at will.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+// bytes returns the next length-prefixed bytes, nil when empty. They alias
+// the segment, which the caller keeps until the records are replayed.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) header() http.Header {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	h := make(http.Header, n)
+	for range n {
+		k := string(d.bytes())
+		vals := d.count()
+		vs := make([]string, 0, vals)
+		for range vals {
+			vs = append(vs, string(d.bytes()))
+		}
+		h[k] = vs
+	}
+	return h
+}
