@@ -57,6 +57,7 @@ var (
 	backlogRate   = flag.Int("backlog-rate", 2000, "backlog scenario: requests per second (paced, so that the pipeline queue does not overflow)")
 	stormFor      = flag.Duration("storm", 20*time.Second, "reload scenario: how long the paced load runs while the configuration is reloaded")
 	reloadEvery   = flag.Duration("reload-every", time.Second, "reload scenario: time between reloads")
+	kills         = flag.Int("kills", 1, "kill scenario: SIGKILLs in a row under the same load, each followed at once by a restart")
 	workers       = flag.Int("workers", 0, "chat_webhooks workers option (0: Caddy's default, the number of CPUs)")
 	stream        = flag.Bool("stream", false, "backend answers as an SSE stream")
 	drainWithin   = flag.Duration("drain", 3*time.Minute, "how long to wait for the outbox to drain")

@@ -32,15 +32,21 @@ func (e *env) outageScenario() error {
 }
 
 func (e *env) killScenario() error {
-	fmt.Printf("\n== fault: SIGKILL under load, restart on the same outbox\n")
-	return e.faultLoad("kill", 20*time.Second, func() string {
-		time.Sleep(8 * time.Second)
-		e.caddy.kill()
-		t := time.Now()
-		if err := e.caddy.start(e.caddy.admin); err != nil {
-			return "restart failed: " + err.Error()
+	fmt.Printf("\n== fault: SIGKILL under load (%d in a row), restart on the same outbox\n", *kills)
+	// The load runs 4s per kill plus 12s; each kill comes 4s after the
+	// previous restart, with no pause in the load.
+	return e.faultLoad("kill", time.Duration(*kills)*4*time.Second+12*time.Second, func() string {
+		var restarts []string
+		for range *kills {
+			time.Sleep(4 * time.Second)
+			e.caddy.kill()
+			t := time.Now()
+			if err := e.caddy.start(e.caddy.admin); err != nil {
+				return "restart failed: " + err.Error()
+			}
+			restarts = append(restarts, fmt.Sprintf("%.2fs", time.Since(t).Seconds()))
 		}
-		return fmt.Sprintf("SIGKILL at 8s, restarted in %.2fs", time.Since(t).Seconds())
+		return fmt.Sprintf("%d SIGKILLs 4s apart, restarted in %v", *kills, restarts)
 	})
 }
 
