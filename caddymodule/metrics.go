@@ -26,6 +26,9 @@ var metrics = struct {
 	deadLettered     *prometheus.CounterVec
 	queueDepth       *prometheus.GaugeVec
 	latency          *prometheus.HistogramVec
+	spooled          prometheus.Gauge
+	forwarded        prometheus.Counter
+	forwardLag       prometheus.Histogram
 }{
 	queued: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
@@ -52,9 +55,24 @@ var metrics = struct {
 	latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "delivery_latency_seconds",
 		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
+		Buckets: latencyBuckets,
 	}, []string{"webhook", "schema"}),
+	spooled: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_spooled",
+		Help: "Webhook messages in the local spool waiting to be published to NATS (outbox nats).",
+	}),
+	forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_forwarded_total",
+		Help: "Webhook messages published from the local spool to NATS (outbox nats).",
+	}),
+	forwardLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_forward_lag_seconds",
+		Help:    "Time from the end of the proxied exchange to NATS acknowledging the message (outbox nats).",
+		Buckets: latencyBuckets,
+	}),
 }
+
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200}
 
 // counter makes a counter vector of this module's namespace.
 func counter(name, help string, labels ...string) *prometheus.CounterVec {
@@ -66,7 +84,7 @@ func counter(name, help string, labels ...string) *prometheus.CounterVec {
 func collectors() []prometheus.Collector {
 	return []prometheus.Collector{metrics.queued, metrics.exchangesDropped, metrics.trafficProblems, metrics.eventsDerived, metrics.userInfoFailures,
 		metrics.enqueued, metrics.delivered, metrics.failed, metrics.retried, metrics.dropped, metrics.deadLettered,
-		metrics.queueDepth, metrics.latency}
+		metrics.queueDepth, metrics.latency, metrics.spooled, metrics.forwarded, metrics.forwardLag}
 }
 
 // registerMetrics adds the collectors to a configuration's registry; a

@@ -1,0 +1,362 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
+)
+
+// startNATS runs an embedded JetStream server in a temporary directory.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// sink is a webhook receiver that records every request, and answers
+// with what answer says.
+type sink struct {
+	*httptest.Server
+	mu     sync.Mutex
+	got    []string // webhook id and body of each accepted request
+	answer func(body string) int
+}
+
+func newSink(t *testing.T) *sink {
+	s := &sink{answer: func(string) int { return 200 }}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		code := s.answer(string(b))
+		if code == 200 {
+			s.got = append(s.got, r.Header.Get("Webhook-Id")+" "+string(b))
+		}
+		s.mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *sink) setAnswer(f func(body string) int) {
+	s.mu.Lock()
+	s.answer = f
+	s.mu.Unlock()
+}
+
+func (s *sink) accepted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+// instance is what one Caddy instance runs for outbox nats: a forwarder
+// from its spool and an engine over the shared store.
+type instance struct {
+	c         *Cluster
+	forwarder *Forwarder
+	engine    *delivery.Engine
+	closed    bool
+}
+
+type nopForward struct{}
+
+func (nopForward) Forwarded(time.Duration) {}
+func (nopForward) Spooled(int)             {}
+func (nopForward) Refused(string)          {}
+
+func startInstance(t *testing.T, srv *server.Server, ep delivery.Endpoint) *instance {
+	t.Helper()
+	c, err := Connect(Config{URLs: []string{srv.ClientURL()}, Partitions: 4, Failover: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool, err := delivery.OpenBolt(filepath.Join(t.TempDir(), "spool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := c.NewForwarder(spool, 100000, 1<<30, nopForward{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.NewStore()
+	engine, err := delivery.New(st, delivery.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Deliver(engine)
+	if err := engine.Apply([]delivery.Endpoint{ep}); err != nil {
+		t.Fatal(err)
+	}
+	st.Serve([]string{ep.Name})
+	in := &instance{c: c, forwarder: fw, engine: engine}
+	t.Cleanup(in.stop)
+	return in
+}
+
+// stop ends the instance as a crash would, as far as the others can tell:
+// attempts in flight are cut, nothing held is acknowledged.
+func (in *instance) stop() {
+	if in.closed {
+		return
+	}
+	in.closed = true
+	in.forwarder.Close()
+	in.engine.Close()
+	in.c.Close()
+}
+
+func endpoint(url string, retry ...time.Duration) delivery.Endpoint {
+	return delivery.Endpoint{Name: "crm hooks", Identity: "v1", URL: url, Ordered: true, Retry: retry, Timeout: 2 * time.Second}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// send enqueues one turn of a conversation through an instance and waits
+// until it is published, as turns of one conversation come seconds apart.
+func send(t *testing.T, in *instance, conv string, turn int) {
+	t.Helper()
+	id := fmt.Sprintf("%s-%03d", conv, turn)
+	err := in.forwarder.Enqueue(context.Background(), delivery.Message{
+		ID: id, Endpoint: "crm hooks", Identity: "v1", Lane: conv, Body: []byte(`"` + id + `"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func published(ins ...*instance) bool {
+	for _, in := range ins {
+		if in.forwarder.Stats().Spooled > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkDelivered asserts that every turn arrived, first deliveries in
+// turn order per conversation, and duplicates only with the same id and
+// body.
+func checkDelivered(t *testing.T, got []string, convs []string, turns int) {
+	t.Helper()
+	firsts := map[string][]string{}
+	seen := map[string]string{}
+	for _, g := range got {
+		id, body, _ := strings.Cut(g, " ")
+		if prev, dup := seen[id]; dup {
+			if prev != body {
+				t.Errorf("duplicate %s with another body", id)
+			}
+			continue
+		}
+		seen[id] = body
+		conv, _, _ := strings.Cut(id, "-")
+		firsts[conv] = append(firsts[conv], id)
+	}
+	for _, conv := range convs {
+		var want []string
+		for i := range turns {
+			want = append(want, fmt.Sprintf("%s-%03d", conv, i))
+		}
+		if !slices.Equal(firsts[conv], want) {
+			t.Errorf("conversation %s: got %v, want %v", conv, firsts[conv], want)
+		}
+	}
+}
+
+func conversations(n int) []string {
+	var convs []string
+	for i := range n {
+		convs = append(convs, fmt.Sprintf("c%02d", i))
+	}
+	return convs
+}
+
+// Turns of 50 conversations spread round-robin over two instances reach
+// the receiver once each, in order per conversation.
+func TestTwoInstancesDeliverEveryConversationInOrder(t *testing.T) {
+	srv := startNATS(t)
+	rcv := newSink(t)
+	ins := []*instance{startInstance(t, srv, endpoint(rcv.URL)), startInstance(t, srv, endpoint(rcv.URL))}
+	convs := conversations(50)
+	const turns = 6
+	for turn := range turns {
+		for i, conv := range convs {
+			send(t, ins[(i+turn)%2], conv, turn)
+		}
+		waitFor(t, 5*time.Second, "the round is published", func() bool { return published(ins...) })
+	}
+	waitFor(t, 10*time.Second, "every turn is delivered", func() bool { return len(rcv.accepted()) >= len(convs)*turns })
+	checkDelivered(t, rcv.accepted(), convs, turns)
+}
+
+// An instance that dies holding messages, some of them waiting for a
+// retry, hands them to the other after the failover time: nothing is lost,
+// order holds, and the retry schedule goes on where it was.
+func TestDeadInstancesPartitionsFailOverInOrder(t *testing.T) {
+	srv := startNATS(t)
+	rcv := newSink(t)
+	rcv.setAnswer(func(string) int { return 503 })
+	ep := endpoint(rcv.URL, 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond, time.Hour)
+	a := startInstance(t, srv, ep)
+	convs := conversations(20)
+	const turns = 3
+	for turn := range turns {
+		for _, conv := range convs {
+			send(t, a, conv, turn)
+		}
+	}
+	waitFor(t, 5*time.Second, "A holds every message", func() bool {
+		s, _ := a.engine.Stats()
+		return published(a) && s.Queued == len(convs)*turns
+	})
+	// B starts while A is pinned on every partition, and waits.
+	b := startInstance(t, srv, ep)
+	waitFor(t, 5*time.Second, "A has retried", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		keys, _ := a.c.sched.ListKeys(ctx)
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n >= 5 // the breaker opens after 10 failures
+	})
+	a.stop()
+	rcv.setAnswer(func(string) int { return 200 })
+	waitFor(t, 15*time.Second, "B delivers every turn", func() bool { return len(rcv.accepted()) >= len(convs)*turns })
+	checkDelivered(t, rcv.accepted(), convs, turns)
+	if s, _ := b.engine.Stats(); s.Queued != 0 {
+		t.Errorf("B still holds %d", s.Queued)
+	}
+}
+
+// A message the receiver refuses for good becomes a dead letter that every
+// instance lists, and that one instance replays to the receiver.
+func TestDeadLettersAreSharedAndReplayableFromAnyInstance(t *testing.T) {
+	srv := startNATS(t)
+	rcv := newSink(t)
+	rcv.setAnswer(func(body string) int {
+		if strings.Contains(body, "c01-001") {
+			return 410
+		}
+		return 200
+	})
+	a := startInstance(t, srv, endpoint(rcv.URL))
+	b := startInstance(t, srv, endpoint(rcv.URL))
+	for turn := range 3 {
+		send(t, a, "c01", turn)
+	}
+	var dead []delivery.Record
+	waitFor(t, 10*time.Second, "one dead letter, seen from both instances", func() bool {
+		da, _ := a.engine.DeadLetters("", 0)
+		db, _ := b.engine.DeadLetters("crm hooks", 0)
+		dead = db
+		return len(da) == 1 && len(db) == 1
+	})
+	if dead[0].ID != "c01-001" || dead[0].Reason != delivery.ReasonGone || dead[0].LastStatus != 410 {
+		t.Fatalf("dead letter %+v", dead[0])
+	}
+	if s, _ := b.engine.Stats(); s.Endpoints["crm hooks"].DeadLetters != 1 {
+		t.Errorf("stats from B: %+v", s.Endpoints)
+	}
+	rcv.setAnswer(func(string) int { return 200 })
+	if err := b.engine.Replay("crm hooks", "c01-001"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the replay is delivered", func() bool { return len(rcv.accepted()) == 3 })
+	if got := rcv.accepted(); !strings.HasPrefix(got[2], "c01-001 ") {
+		t.Errorf("accepted %v", got)
+	}
+	if n, _ := a.engine.DeadLetters("", 0); len(n) != 0 {
+		t.Errorf("dead letters after replay: %v", n)
+	}
+}
+
+// Messages spooled while NATS is down are published once it is back.
+func TestSpoolHoldsMessagesWhileNATSIsDown(t *testing.T) {
+	dir := t.TempDir()
+	opts := &server.Options{JetStream: true, StoreDir: dir, Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	srv.ReadyForConnections(10 * time.Second)
+	port := srv.Addr().(interface{ String() string }).String()
+	rcv := newSink(t)
+	a := startInstance(t, srv, endpoint(rcv.URL))
+	send(t, a, "c00", 0)
+	waitFor(t, 10*time.Second, "the first turn is delivered", func() bool { return len(rcv.accepted()) == 1 })
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	for turn := 1; turn < 20; turn++ {
+		send(t, a, "c00", turn)
+	}
+	if s := a.forwarder.Stats(); s.Spooled != 19 {
+		t.Fatalf("spooled %d", s.Spooled)
+	}
+	_, p, _ := strings.Cut(port, ":")
+	opts2 := *opts
+	fmt.Sscan(p, &opts2.Port)
+	srv2, err := server.NewServer(&opts2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv2.Start()
+	srv2.ReadyForConnections(10 * time.Second)
+	t.Cleanup(srv2.Shutdown)
+	waitFor(t, 20*time.Second, "every turn is delivered", func() bool { return len(rcv.accepted()) >= 20 })
+	checkDelivered(t, rcv.accepted(), []string{"c00"}, 20)
+}
+
+// Conversation state written through one instance is read by another.
+func TestConversationStateIsShared(t *testing.T) {
+	srv := startNATS(t)
+	rcv := newSink(t)
+	a := startInstance(t, srv, endpoint(rcv.URL))
+	b := startInstance(t, srv, endpoint(rcv.URL))
+	<-a.c.Ready()
+	<-b.c.Ready()
+	sa, sb := a.c.State(mapState{}), b.c.State(mapState{})
+	sa.Put("chatwoot 42", []byte(`{"priority":"low"}`))
+	if got := string(sb.Get("chatwoot 42")); got != `{"priority":"low"}` {
+		t.Errorf("B reads %q", got)
+	}
+	if got := sb.Get("chatwoot 43"); got != nil {
+		t.Errorf("unknown conversation: %q", got)
+	}
+}
+
+type mapState map[string][]byte
+
+func (m mapState) Get(k string) []byte    { return m[k] }
+func (m mapState) Put(k string, v []byte) { m[k] = v }

@@ -1,0 +1,183 @@
+package cluster
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
+)
+
+// priorityGroup is the one pinned group of every consumer: the instance
+// pinned on a partition delivers all of it.
+const priorityGroup = "deliver"
+
+// maxAckPending bounds the messages of one partition an instance holds,
+// retrying ones included. A receiver that fails broadly stops its
+// partitions' pulls here, and the stream keeps the rest.
+const maxAckPending = 1000
+
+// servings are the consumers an instance runs, per webhook.
+type servings struct {
+	mu      sync.Mutex
+	want    []string
+	running map[string][]jetstream.ConsumeContext
+	kick    chan struct{}
+}
+
+// Deliver starts feeding pulled messages to e, an Engine over s, and
+// renewing the deadlines of what it holds. Serve says which webhooks.
+func (s *Store) Deliver(e *delivery.Engine) {
+	s.engine = e
+	s.done.Add(2)
+	go s.reconcile()
+	go s.renew()
+}
+
+// Serve makes names the webhooks this instance delivers: it consumes every
+// partition of each, and stops consuming the others. Consumers are created
+// once NATS is reachable, and again if creating them fails.
+func (s *Store) Serve(names []string) {
+	s.serving.mu.Lock()
+	s.serving.want = slices.Clone(names)
+	s.serving.mu.Unlock()
+	select {
+	case s.serving.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) reconcile() {
+	defer s.done.Done()
+	select {
+	case <-s.c.Ready():
+	case <-s.stop:
+		return
+	}
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	for {
+		s.apply()
+		select {
+		case <-s.stop:
+			return
+		case <-s.serving.kick:
+		case <-retry.C:
+		}
+	}
+}
+
+// apply starts and stops consumers to match the wanted webhooks.
+func (s *Store) apply() {
+	sv := &s.serving
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	for name, ccs := range sv.running {
+		if !slices.Contains(sv.want, name) {
+			for _, cc := range ccs {
+				cc.Stop()
+			}
+			delete(sv.running, name)
+		}
+	}
+	for _, name := range sv.want {
+		if sv.running[name] != nil {
+			continue
+		}
+		ccs, err := s.consume(name)
+		if err != nil {
+			s.c.log.Warn("not consuming a webhook's partitions yet; retrying", "webhook", name, "error", err)
+			continue
+		}
+		sv.running[name] = ccs
+	}
+}
+
+// consume creates and pulls every partition consumer of one webhook.
+func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
+	cfg := s.c.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	var ccs []jetstream.ConsumeContext
+	stop := func() {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+	}
+	for p := range cfg.Partitions {
+		part := strconv.Itoa(p)
+		cons, err := s.c.js.CreateOrUpdateConsumer(ctx, cfg.Prefix+"_out", jetstream.ConsumerConfig{
+			Durable:        cfg.Prefix + "_" + token(name) + "_" + part,
+			FilterSubject:  cfg.Prefix + ".out." + token(name) + "." + part + ".>",
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        cfg.ackWait(),
+			MaxDeliver:     -1,
+			MaxAckPending:  maxAckPending,
+			PriorityGroups: []string{priorityGroup},
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PinnedTTL:      cfg.Failover,
+		})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		cc, err := cons.Consume(s.receive,
+			jetstream.PullPriorityGroup(priorityGroup),
+			jetstream.PullExpiry(cfg.pullExpiry()),
+			jetstream.PullMaxMessages(100),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				s.c.log.Debug("pulling from NATS", "webhook", name, "partition", part, "error", err)
+			}))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		ccs = append(ccs, cc)
+	}
+	return ccs, nil
+}
+
+func (sv *servings) stopAll() {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	for name, ccs := range sv.running {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+		delete(sv.running, name)
+	}
+}
+
+// renew tells JetStream, a few times per acknowledgement deadline, that
+// every held message is still being worked on, in flight or waiting for its
+// next attempt: they are delivered again elsewhere only if this instance
+// stops renewing.
+func (s *Store) renew() {
+	defer s.done.Done()
+	tick := time.NewTicker(s.c.cfg.ackWait() / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		// In stream order, so that if this instance dies its messages'
+		// deadlines lapse in that order too.
+		s.mu.Lock()
+		seqs := slices.Sorted(maps.Keys(s.held))
+		msgs := make([]jetstream.Msg, len(seqs))
+		for i, seq := range seqs {
+			msgs[i] = s.held[seq].msg
+		}
+		s.mu.Unlock()
+		for _, m := range msgs {
+			m.InProgress()
+		}
+	}
+}
