@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/cluster"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
@@ -58,6 +59,9 @@ type NATSTLS struct {
 }
 
 const maxFailover = time.Hour
+
+// readyWait bounds how long the first Start waits for NATS.
+const readyWait = 5 * time.Second
 
 func (n *NATSOutbox) check() error {
 	if err := n.config(caddy.NewEmptyReplacer()).Check(); err != nil {
@@ -252,6 +256,14 @@ func (rt *pipeline) openNATS(a *App) error {
 		return err
 	}
 	shared.Deliver(engine)
+	// Give NATS a moment, so that the first events after a start see the
+	// shared conversation state; without it they are spooled and use this
+	// instance's memory until it answers.
+	select {
+	case <-c.Ready():
+	case <-time.After(readyWait):
+		rt.logger.Warn("NATS JetStream not reachable yet: spooling locally until it is", zap.Strings("urls", cfg.URLs))
+	}
 	rt.engine, rt.sink = engine, fw
 	rt.nats = &natsOutbox{cluster: c, forwarder: fw, shared: shared}
 	rt.backing = natsBacking{c}
