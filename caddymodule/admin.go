@@ -64,7 +64,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", fmt.Sprint(methods))
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("%s %s: use %v", r.Method, r.URL.Path, methods)}
 	}
-	engine, err := currentEngine()
+	rt, engine, err := currentEngine()
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method + " " + r.URL.Path {
 	case "GET /chat_webhooks/stats":
 		stats, err := engine.Stats()
-		return reply(w, stats, err)
+		return reply(w, rt.stats(stats), err)
 	case "GET /chat_webhooks/dead_letters":
 		limit := 0
 		if s := q.Get("limit"); s != "" {
@@ -106,7 +106,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if webhook == "" {
 			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("give webhook=<name>: the webhook whose queue and dead letters to delete")}
 		}
-		purged, err := engine.Purge(webhook)
+		purged, err := rt.purge(engine, webhook)
 		return reply(w, purged, err)
 	default: // DELETE /chat_webhooks/dead_letter
 		if err := needIDs(webhook, id); err != nil {
@@ -165,23 +165,23 @@ func reply(w http.ResponseWriter, v any, err error) error {
 // currentEngine finds the delivery engine of the running configuration.
 // During a reload that changes the outbox two pipelines exist for a moment;
 // the active configuration's is the one to show.
-func currentEngine() (*delivery.Engine, error) {
+func currentEngine() (*pipeline, *delivery.Engine, error) {
 	notRunning := caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("chat_webhooks is not running in the current configuration")}
 	ctx := caddy.ActiveContext()
 	app, err := ctx.AppIfConfigured("chat_webhooks")
 	if err != nil {
-		return nil, notRunning
+		return nil, nil, notRunning
 	}
 	a, ok := app.(*App)
 	if !ok || a.rt == nil {
-		return nil, notRunning
+		return nil, nil, notRunning
 	}
 	a.rt.mu.Lock()
 	defer a.rt.mu.Unlock()
 	if a.rt.engine == nil {
-		return nil, notRunning
+		return nil, nil, notRunning
 	}
-	return a.rt.engine, nil
+	return a.rt, a.rt.engine, nil
 }
 
 // Interface guard.

@@ -60,7 +60,7 @@ func TestChatzuriReceiverVerifiesEveryDelivery(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if got := testutil.ToFloat64(metrics.delivered.WithLabelValues("chatzuri-node", "chatzuri")) - before; got != float64(len(texts)) {
-		engine, _ := currentEngine()
+		_, engine, _ := currentEngine()
 		dead, _ := engine.DeadLetters("chatzuri-node", 0)
 		for _, d := range dead {
 			t.Logf("dead letter: %s (%s)", d.Body, d.LastError)

@@ -147,6 +147,9 @@ func TestNATSInstancesShareConversationStateAndDeadLetters(t *testing.T) {
 	if s := outboxStats(t, testAdmin); s.Endpoints["crm"].DeadLetters != 0 {
 		t.Errorf("dead letters after the replay: %+v", s.Endpoints["crm"])
 	}
+	if _, b := adminRequest(t, procAdmin, http.MethodGet, "/chat_webhooks/stats"); gjson.GetBytes(b, "nats_spool.forwarded").Int() != 2 {
+		t.Errorf("B forwarded two events: %s", b)
+	}
 }
 
 // checkDuplicatesAreSameMessage fails the test if one webhook-id was accepted with two

@@ -291,6 +291,42 @@ func (n *natsOutbox) close(engine *delivery.Engine) error {
 	return err
 }
 
+// statsView is the admin API's stats: the engine's, and with outbox nats
+// the local spool's.
+type statsView struct {
+	delivery.Stats
+	Spool *cluster.ForwarderStats `json:"nats_spool,omitempty"`
+}
+
+// stats adds the spool's numbers to the engine's. With outbox nats the
+// engine's queue is what this instance holds; dead letters are every
+// instance's.
+func (rt *pipeline) stats(s delivery.Stats) statsView {
+	v := statsView{Stats: s}
+	if rt.nats != nil {
+		fs := rt.nats.forwarder.Stats()
+		v.Spool = &fs
+	}
+	return v
+}
+
+// purge deletes a webhook's queued messages and dead letters; with outbox
+// nats, those in the shared stream as well, whichever instance holds their
+// partition (messages another instance holds are delivered or dropped by
+// it; their acknowledgement then finds nothing).
+func (rt *pipeline) purge(engine *delivery.Engine, webhook string) (delivery.Purged, error) {
+	p, err := engine.Purge(webhook)
+	if rt.nats == nil {
+		return p, err
+	}
+	n, serr := rt.nats.shared.PurgeQueued(webhook)
+	p.Queued += n
+	if n > 0 && errors.Is(err, delivery.ErrUnknownEndpoint) {
+		err = nil // not configured here, but queued for other instances
+	}
+	return p, errors.Join(err, serr)
+}
+
 // forwardObserver turns the forwarder's events into metrics.
 type forwardObserver struct{}
 

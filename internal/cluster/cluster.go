@@ -302,6 +302,11 @@ func (c *Cluster) outSubject(endpoint, lane string) string {
 		"." + strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
+// consumerName names the consumer of endpoint's partition p.
+func (c *Cluster) consumerName(endpoint string, p int) string {
+	return c.cfg.Prefix + "_" + token(endpoint) + "_" + strconv.Itoa(p)
+}
+
 // deadSubject holds the dead letter of endpoint with id.
 func (c *Cluster) deadSubject(endpoint, id string) string {
 	return c.cfg.Prefix + ".dead." + token(endpoint) + "." + token(id)

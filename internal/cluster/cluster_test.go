@@ -76,6 +76,7 @@ type instance struct {
 	c         *Cluster
 	forwarder *Forwarder
 	engine    *delivery.Engine
+	store     *Store
 	closed    bool
 }
 
@@ -86,8 +87,12 @@ func (nopForward) Spooled(int)             {}
 func (nopForward) Refused(string)          {}
 
 func startInstance(t *testing.T, srv *server.Server, ep delivery.Endpoint) *instance {
+	return startInstanceFailover(t, srv, ep, 3*time.Second)
+}
+
+func startInstanceFailover(t *testing.T, srv *server.Server, ep delivery.Endpoint, failover time.Duration) *instance {
 	t.Helper()
-	c, err := Connect(Config{URLs: []string{srv.ClientURL()}, Partitions: 4, Failover: 3 * time.Second})
+	c, err := Connect(Config{URLs: []string{srv.ClientURL()}, Partitions: 4, Failover: failover})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,13 +114,12 @@ func startInstance(t *testing.T, srv *server.Server, ep delivery.Endpoint) *inst
 		t.Fatal(err)
 	}
 	st.Serve([]string{ep.Name})
-	in := &instance{c: c, forwarder: fw, engine: engine}
+	in := &instance{c: c, forwarder: fw, engine: engine, store: st}
 	t.Cleanup(in.stop)
 	return in
 }
 
-// stop ends the instance as a crash would, as far as the others can tell:
-// attempts in flight are cut, nothing held is acknowledged.
+// stop shuts the instance down as Caddy does when it stops.
 func (in *instance) stop() {
 	if in.closed {
 		return
@@ -124,6 +128,14 @@ func (in *instance) stop() {
 	in.forwarder.Close()
 	in.engine.Close()
 	in.c.Close()
+}
+
+// crash ends the instance as a crash would, as far as the others can tell:
+// its connection drops first, so it neither acknowledges nor gives back
+// anything it holds.
+func (in *instance) crash() {
+	in.c.nc.Close()
+	in.stop()
 }
 
 func endpoint(url string, retry ...time.Duration) delivery.Endpoint {
@@ -250,10 +262,40 @@ func TestDeadInstancesPartitionsFailOverInOrder(t *testing.T) {
 		}
 		return n >= 5 // the breaker opens after 10 failures
 	})
-	a.stop()
+	a.crash()
 	rcv.setAnswer(func(string) int { return 200 })
 	waitFor(t, 15*time.Second, "B delivers every turn", func() bool { return len(rcv.accepted()) >= len(convs)*turns })
 	checkDelivered(t, rcv.accepted(), convs, turns)
+	if s, _ := b.engine.Stats(); s.Queued != 0 {
+		t.Errorf("B still holds %d", s.Queued)
+	}
+}
+
+// An instance that stops gives back what it holds and releases its pins:
+// another instance delivers it at once, well before the failover time.
+func TestStoppingInstanceHandsItsPartitionsOver(t *testing.T) {
+	srv := startNATS(t)
+	rcv := newSink(t)
+	rcv.setAnswer(func(string) int { return 503 })
+	// Held messages keep their schedule: the first retry is due 2s after
+	// A's attempt, whoever makes it.
+	ep := endpoint(rcv.URL, 2*time.Second)
+	a := startInstanceFailover(t, srv, ep, time.Minute)
+	convs := conversations(8)
+	for turn := range 3 {
+		for _, conv := range convs {
+			send(t, a, conv, turn)
+		}
+	}
+	waitFor(t, 5*time.Second, "A holds every message", func() bool {
+		s, _ := a.engine.Stats()
+		return published(a) && s.Queued == len(convs)*3
+	})
+	b := startInstanceFailover(t, srv, ep, time.Minute)
+	rcv.setAnswer(func(string) int { return 200 })
+	a.stop()
+	waitFor(t, 10*time.Second, "B delivers every turn", func() bool { return len(rcv.accepted()) >= len(convs)*3 })
+	checkDelivered(t, rcv.accepted(), convs, 3)
 	if s, _ := b.engine.Stats(); s.Queued != 0 {
 		t.Errorf("B still holds %d", s.Queued)
 	}
@@ -298,6 +340,32 @@ func TestDeadLettersAreSharedAndReplayableFromAnyInstance(t *testing.T) {
 	}
 	if n, _ := a.engine.DeadLetters("", 0); len(n) != 0 {
 		t.Errorf("dead letters after replay: %v", n)
+	}
+}
+
+// Purging a webhook deletes its messages from the shared stream, whichever
+// instance would have delivered them.
+func TestPurgeQueuedEmptiesTheWebhooksShareOfTheStream(t *testing.T) {
+	srv := startNATS(t)
+	rcv := newSink(t)
+	a := startInstance(t, srv, endpoint(rcv.URL))
+	a.store.Serve(nil) // delivers nothing: what is published stays in the stream
+	waitFor(t, 5*time.Second, "A consumes nothing", func() bool {
+		a.store.serving.mu.Lock()
+		defer a.store.serving.mu.Unlock()
+		return len(a.store.serving.running) == 0
+	})
+	for turn := range 5 {
+		send(t, a, "c07", turn)
+	}
+	waitFor(t, 5*time.Second, "published", func() bool { return published(a) })
+	for _, want := range []int{5, 0} {
+		if n, err := a.store.PurgeQueued("crm hooks"); n != want || err != nil {
+			t.Errorf("purged %d, %v; want %d", n, err, want)
+		}
+	}
+	if len(rcv.accepted()) != 0 {
+		t.Errorf("delivered %v", rcv.accepted())
 	}
 }
 

@@ -112,7 +112,7 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 	for p := range cfg.Partitions {
 		part := strconv.Itoa(p)
 		cons, err := s.c.js.CreateOrUpdateConsumer(ctx, cfg.Prefix+"_out", jetstream.ConsumerConfig{
-			Durable:        cfg.Prefix + "_" + token(name) + "_" + part,
+			Durable:        s.c.consumerName(name, p),
 			FilterSubject:  cfg.Prefix + ".out." + token(name) + "." + part + ".>",
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        cfg.ackWait(),
@@ -142,15 +142,19 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 	return ccs, nil
 }
 
-func (sv *servings) stopAll() {
+// stopAll stops every consumer and returns the webhooks it consumed.
+func (sv *servings) stopAll() []string {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
+	var names []string
 	for name, ccs := range sv.running {
 		for _, cc := range ccs {
 			cc.Stop()
 		}
 		delete(sv.running, name)
+		names = append(names, name)
 	}
+	return names
 }
 
 // renew tells JetStream, a few times per acknowledgement deadline, that

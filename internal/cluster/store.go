@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -448,6 +450,29 @@ func (s *Store) ForgetAll(endpoint string) (int, error) {
 	return n, s.c.dlq.Purge(ctx, jetstream.WithPurgeSubject(filter))
 }
 
+// PurgeQueued deletes every message of endpoint from the shared stream and
+// returns how many there were.
+func (s *Store) PurgeQueued(endpoint string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return 0, err
+	}
+	filter := s.c.cfg.Prefix + ".out." + token(endpoint) + ".>"
+	info, err := s.c.out.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range info.State.Subjects {
+		n += int(k)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.c.out.Purge(ctx, jetstream.WithPurgeSubject(filter))
+}
+
 // DeadCounts returns the shared dead letters per webhook.
 func (s *Store) DeadCounts() (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -470,8 +495,11 @@ func (s *Store) DeadCounts() (map[string]int, error) {
 	return counts, nil
 }
 
-// Close stops consuming. Held messages are not acknowledged: the stream
-// delivers them again, to whichever instance holds their partition next.
+// Close stops consuming and hands this instance's partitions over: held
+// messages are given back to the stream unacknowledged and the pins
+// released, so that another instance delivers them at once rather than
+// after the failover time. When NATS is unreachable the handover does not
+// happen; the stream delivers them again after the failover time.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -479,9 +507,24 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	held := s.held
+	s.held = map[uint64]*heldMsg{}
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
-	s.serving.stopAll()
+	names := s.serving.stopAll()
+	if !s.c.isReady() || !s.c.Connected() {
+		return nil
+	}
+	for _, seq := range slices.Sorted(maps.Keys(held)) {
+		held[seq].msg.Nak()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for _, name := range names {
+		for p := range s.c.cfg.Partitions {
+			s.c.out.UnpinConsumer(ctx, s.c.consumerName(name, p), priorityGroup)
+		}
+	}
 	return nil
 }
