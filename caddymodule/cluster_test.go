@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,28 +15,13 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/tidwall/gjson"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/natstest"
 )
 
 // Several Caddy instances sharing one NATS JetStream outbox: instance A runs
 // in-process (caddytest, testAdmin, withModulePort), instance B is the
 // built binary (procAdmin, procPort), both on an embedded NATS server.
-
-// startNATS runs an embedded JetStream server in a temporary directory on
-// port (-1: any) and returns it with its options, to restart it on the
-// same port.
-func startNATS(t *testing.T, dir string, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: dir, Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
 
 // natsOption is the outbox option of an instance on srv: its own spool,
 // shared stream names, and a short failover for tests.
@@ -81,7 +65,7 @@ http://localhost:%d {
 // other's admin API.
 func TestNATSInstancesShareConversationStateAndDeadLetters(t *testing.T) {
 	bin := buildCaddy(t)
-	srv := startNATS(t, t.TempDir(), -1)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -101,16 +85,7 @@ func TestNATSInstancesShareConversationStateAndDeadLetters(t *testing.T) {
 	startChatCaddy(t, testCaddyfile("", natsOption(srv, filepath.Join(t.TempDir(), "spool.db"), "state"), chat,
 		"reverse_proxy "+backend.Listener.Addr().String(), ""))
 
-	patch := func(port int, priority string) {
-		req, _ := http.NewRequest(http.MethodPatch, fmt.Sprintf("http://localhost:%d/api/v1/accounts/1/conversations/150", port),
-			strings.NewReader(fmt.Sprintf(`{"priority":%q}`, priority)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	patch := func(port int, priority string) { patchPriority(t, port, priority) }
 	patch(withModulePort, "low")
 	sink.waitDistinct(1, 10*time.Second)
 	patch(procPort, "high")
@@ -173,15 +148,10 @@ func checkDuplicatesAreSameMessage(t *testing.T, sink *hookSink) {
 // conversation arrives in order, duplicates only under the same webhook-id.
 func TestNATSInstanceKilledMidRunLosesNothing(t *testing.T) {
 	bin := buildCaddy(t)
-	srv := startNATS(t, t.TempDir(), -1)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	backend := newTurnBackend(t)
-	var up atomic.Bool
-	sink := newHookSink(t, func(int, *http.Request) int {
-		if up.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	up := new(atomic.Bool)
+	sink := newSwitchedSink(t, up)
 	chat := fmt.Sprintf(`source openai
 		webhook %s/hook {
 			name crm
@@ -234,7 +204,7 @@ func TestNATSInstanceKilledMidRunLosesNothing(t *testing.T) {
 // order, from the spool.
 func TestNATSDownForTenSecondsLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	srv := startNATS(t, dir, -1)
+	srv := natstest.Start(t, dir, -1)
 	port := srv.Addr().(*net.TCPAddr).Port
 	backend := newTurnBackend(t)
 	sink := newHookSink(t, nil)
@@ -280,7 +250,7 @@ func TestNATSDownForTenSecondsLosesNothing(t *testing.T) {
 	if turns.Load()-during < 20 {
 		t.Errorf("only %d rounds of turns were proxied while NATS was down", turns.Load()-during)
 	}
-	startNATS(t, dir, port)
+	natstest.Start(t, dir, port)
 	waitUntil(t, 10*time.Second, "more traffic after NATS is back", func() bool { return turns.Load() > during+40 })
 	close(stop)
 	if err := <-traffic; err != nil {
@@ -307,5 +277,23 @@ func TestClusterExampleCaddyfileAdapts(t *testing.T) {
 	}
 	if kind := gjson.GetBytes(out, "apps.chat_webhooks.outbox.kind").String(); kind != "nats" {
 		t.Errorf("outbox kind %q in %s", kind, out)
+	}
+}
+
+// `caddy validate` of an outbox nats configuration neither connects to NATS
+// nor creates the spool.
+func TestValidateWithNATSOutboxTouchesNothing(t *testing.T) {
+	srv := natstest.Start(t, t.TempDir(), -1)
+	spool := filepath.Join(t.TempDir(), "spool.db")
+	cfg := "{\n\tadmin off\n\tchat_webhooks {\n\t\t" + natsOption(srv, spool, "validate") + "\n\t}\n}\n" +
+		siteConfig(withModulePort, "webhook http://127.0.0.1:9/hook {\n\t\t\tname crm\n\t\t}", "127.0.0.1:9")
+	if err := validate(t, cfg); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if v, _ := srv.Varz(nil); v.TotalConnections != 0 {
+		t.Errorf("validate made %d connections to NATS", v.TotalConnections)
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Errorf("validate created the spool: %v", err)
 	}
 }

@@ -132,6 +132,16 @@ func newHookSink(t *testing.T, answer func(n int, r *http.Request) int) *hookSin
 	return s
 }
 
+// newSwitchedSink is a receiver that answers 503 until up is set, then 200.
+func newSwitchedSink(t *testing.T, up *atomic.Bool) *hookSink {
+	return newHookSink(t, func(int, *http.Request) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+}
+
 func (s *hookSink) URL() string { return "http://" + s.addr }
 
 func (s *hookSink) serve(l net.Listener) {
@@ -764,13 +774,8 @@ func (p *caddyProcess) kill() {
 func TestSIGKILLLosesNoQueuedEvent(t *testing.T) {
 	bin := buildCaddy(t)
 	backend := newTurnBackend(t)
-	var up atomic.Bool
-	sink := newHookSink(t, func(int, *http.Request) int {
-		if up.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	up := new(atomic.Bool)
+	sink := newSwitchedSink(t, up)
 	home := t.TempDir()
 	config := filepath.Join(home, "Caddyfile")
 	os.WriteFile(config, []byte(fmt.Sprintf(`{

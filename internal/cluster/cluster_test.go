@@ -16,22 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/natstest"
 )
-
-// startNATS runs an embedded JetStream server in a temporary directory.
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
 
 // sink is a webhook receiver that records every request, and answers
 // with what answer says.
@@ -215,7 +201,7 @@ func conversations(n int) []string {
 // Turns of 50 conversations spread round-robin over two instances reach
 // the receiver once each, in order per conversation.
 func TestTwoInstancesDeliverEveryConversationInOrder(t *testing.T) {
-	srv := startNATS(t)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	ins := []*instance{startInstance(t, srv, endpoint(rcv.URL)), startInstance(t, srv, endpoint(rcv.URL))}
 	convs := conversations(50)
@@ -234,7 +220,7 @@ func TestTwoInstancesDeliverEveryConversationInOrder(t *testing.T) {
 // retry, hands them to the other after the failover time: nothing is lost,
 // order holds, and the retry schedule goes on where it was.
 func TestDeadInstancesPartitionsFailOverInOrder(t *testing.T) {
-	srv := startNATS(t)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	rcv.setAnswer(func(string) int { return 503 })
 	ep := endpoint(rcv.URL, 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond, time.Hour)
@@ -266,15 +252,13 @@ func TestDeadInstancesPartitionsFailOverInOrder(t *testing.T) {
 	rcv.setAnswer(func(string) int { return 200 })
 	waitFor(t, 15*time.Second, "B delivers every turn", func() bool { return len(rcv.accepted()) >= len(convs)*turns })
 	checkDelivered(t, rcv.accepted(), convs, turns)
-	if s, _ := b.engine.Stats(); s.Queued != 0 {
-		t.Errorf("B still holds %d", s.Queued)
-	}
+	waitFor(t, 5*time.Second, "B holds nothing more", func() bool { s, _ := b.engine.Stats(); return s.Queued == 0 })
 }
 
 // An instance that stops gives back what it holds and releases its pins:
 // another instance delivers it at once, well before the failover time.
 func TestStoppingInstanceHandsItsPartitionsOver(t *testing.T) {
-	srv := startNATS(t)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	rcv.setAnswer(func(string) int { return 503 })
 	// Held messages keep their schedule: the first retry is due 2s after
@@ -296,15 +280,13 @@ func TestStoppingInstanceHandsItsPartitionsOver(t *testing.T) {
 	a.stop()
 	waitFor(t, 10*time.Second, "B delivers every turn", func() bool { return len(rcv.accepted()) >= len(convs)*3 })
 	checkDelivered(t, rcv.accepted(), convs, 3)
-	if s, _ := b.engine.Stats(); s.Queued != 0 {
-		t.Errorf("B still holds %d", s.Queued)
-	}
+	waitFor(t, 5*time.Second, "B holds nothing more", func() bool { s, _ := b.engine.Stats(); return s.Queued == 0 })
 }
 
 // A message the receiver refuses for good becomes a dead letter that every
 // instance lists, and that one instance replays to the receiver.
 func TestDeadLettersAreSharedAndReplayableFromAnyInstance(t *testing.T) {
-	srv := startNATS(t)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	rcv.setAnswer(func(body string) int {
 		if strings.Contains(body, "c01-001") {
@@ -346,7 +328,7 @@ func TestDeadLettersAreSharedAndReplayableFromAnyInstance(t *testing.T) {
 // Purging a webhook deletes its messages from the shared stream, whichever
 // instance would have delivered them.
 func TestPurgeQueuedEmptiesTheWebhooksShareOfTheStream(t *testing.T) {
-	srv := startNATS(t)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	a := startInstance(t, srv, endpoint(rcv.URL))
 	a.store.Serve(nil) // delivers nothing: what is published stays in the stream
@@ -408,7 +390,7 @@ func TestSpoolHoldsMessagesWhileNATSIsDown(t *testing.T) {
 
 // Conversation state written through one instance is read by another.
 func TestConversationStateIsShared(t *testing.T) {
-	srv := startNATS(t)
+	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	a := startInstance(t, srv, endpoint(rcv.URL))
 	b := startInstance(t, srv, endpoint(rcv.URL))
@@ -428,3 +410,58 @@ type mapState map[string][]byte
 
 func (m mapState) Get(k string) []byte    { return m[k] }
 func (m mapState) Put(k string, v []byte) { m[k] = v }
+
+// With three replicas on a three-node cluster, losing one node loses
+// nothing: what was published before goes on being delivered, in order.
+func TestThreeReplicasSurviveALostNode(t *testing.T) {
+	nodes := natstest.StartCluster(t)
+	rcv := newSink(t)
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.ClientURL())
+	}
+	c, err := Connect(Config{URLs: urls, Replicas: 3, Partitions: 2, Failover: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool, _ := delivery.OpenBolt(filepath.Join(t.TempDir(), "spool.db"))
+	fw, err := c.NewForwarder(spool, 1000, 1<<20, nopForward{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.NewStore()
+	engine, _ := delivery.New(st, delivery.Options{})
+	st.Deliver(engine)
+	in := &instance{c: c, forwarder: fw, engine: engine, store: st}
+	t.Cleanup(in.stop)
+	select {
+	case <-c.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("R3 streams not created: no meta leader?")
+	}
+	rcv.setAnswer(func(string) int { return 503 })
+	engine.Apply([]delivery.Endpoint{endpoint(rcv.URL, 500*time.Millisecond)})
+	st.Serve([]string{"crm hooks"})
+	for turn := range 10 {
+		send(t, in, "c00", turn)
+	}
+	waitFor(t, 10*time.Second, "published to three replicas", func() bool { return published(in) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := c.out.Info(ctx)
+	if err != nil || info.Config.Replicas != 3 || info.State.Msgs != 10 {
+		t.Fatalf("stream: %+v, %v", info, err)
+	}
+	for _, n := range nodes {
+		if n.ClientURL() != c.nc.ConnectedUrl() {
+			n.Shutdown()
+			break
+		}
+	}
+	rcv.setAnswer(func(string) int { return 200 })
+	for turn := 10; turn < 20; turn++ {
+		send(t, in, "c00", turn)
+	}
+	waitFor(t, 20*time.Second, "every turn is delivered", func() bool { return len(rcv.accepted()) >= 20 })
+	checkDelivered(t, rcv.accepted(), []string{"c00"}, 20)
+}

@@ -142,17 +142,28 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 	return ccs, nil
 }
 
-// stopAll stops every consumer and returns the webhooks it consumed.
+// stopAll stops every consumer, waits until their subscriptions are gone,
+// and returns the webhooks it consumed.
 func (sv *servings) stopAll() []string {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	var names []string
+	var stopped []jetstream.ConsumeContext
 	for name, ccs := range sv.running {
 		for _, cc := range ccs {
 			cc.Stop()
 		}
+		stopped = append(stopped, ccs...)
 		delete(sv.running, name)
 		names = append(names, name)
+	}
+	timeout := time.After(opTimeout)
+	for _, cc := range stopped {
+		select {
+		case <-cc.Closed():
+		case <-timeout:
+			return names
+		}
 	}
 	return names
 }

@@ -513,7 +513,10 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	names := s.serving.stopAll()
-	if !s.c.isReady() || !s.c.Connected() {
+	// Once the server has seen the subscriptions go, its waiting pull
+	// requests from this instance are void: nothing given back below can
+	// be sent to them.
+	if !s.c.isReady() || s.c.nc.Flush() != nil {
 		return nil
 	}
 	for _, seq := range slices.Sorted(maps.Keys(held)) {
