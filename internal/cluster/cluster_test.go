@@ -25,15 +25,17 @@ type sink struct {
 	*httptest.Server
 	mu     sync.Mutex
 	got    []string // webhook id and body of each accepted request
+	tries  map[string]int
 	answer func(body string) int
 }
 
 func newSink(t *testing.T) *sink {
-	s := &sink{answer: func(string) int { return 200 }}
+	s := &sink{answer: func(string) int { return 200 }, tries: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		code := s.answer(string(b))
+		s.tries[r.Header.Get("Webhook-Id")]++
 		if code == 200 {
 			s.got = append(s.got, r.Header.Get("Webhook-Id")+" "+string(b))
 		}
@@ -48,6 +50,13 @@ func (s *sink) setAnswer(f func(body string) int) {
 	s.mu.Lock()
 	s.answer = f
 	s.mu.Unlock()
+}
+
+// attempts returns how many requests carried id.
+func (s *sink) attempts(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tries[id]
 }
 
 func (s *sink) accepted() []string {
@@ -253,6 +262,29 @@ func TestDeadInstancesPartitionsFailOverInOrder(t *testing.T) {
 	waitFor(t, 15*time.Second, "B delivers every turn", func() bool { return len(rcv.accepted()) >= len(convs)*turns })
 	checkDelivered(t, rcv.accepted(), convs, turns)
 	waitFor(t, 5*time.Second, "B holds nothing more", func() bool { s, _ := b.engine.Stats(); return s.Queued == 0 })
+}
+
+// A message that fails on one instance goes on with its retry schedule on
+// the next: the attempts made before count toward the configured number.
+func TestRetryScheduleContinuesOnTheNextInstance(t *testing.T) {
+	srv := natstest.Start(t, t.TempDir(), -1)
+	rcv := newSink(t)
+	rcv.setAnswer(func(string) int { return 503 })
+	ep := endpoint(rcv.URL, 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond)
+	a := startInstance(t, srv, ep)
+	send(t, a, "c00", 0)
+	waitFor(t, 10*time.Second, "A tried three times", func() bool { return rcv.attempts("c00-000") >= 3 })
+	b := startInstance(t, srv, ep)
+	a.crash()
+	made := rcv.attempts("c00-000")
+	waitFor(t, 15*time.Second, "B dead-letters it", func() bool { d, _ := b.engine.DeadLetters("", 0); return len(d) == 1 })
+	if got := rcv.attempts("c00-000"); got != 5 {
+		t.Errorf("%d attempts in all (%d on A), want the 5 the schedule allows", got, made)
+	}
+	d, _ := b.engine.DeadLetter("crm hooks", "c00-000")
+	if d.Attempts != 5 || d.Reason != delivery.ReasonExhausted || d.LastStatus != 503 {
+		t.Errorf("dead letter %+v", d)
+	}
 }
 
 // An instance that stops gives back what it holds and releases its pins:
