@@ -187,6 +187,11 @@ func TestNATSInstanceKilledMidRunLosesNothing(t *testing.T) {
 	if _, got := sink.snapshot(); len(got) != 0 {
 		t.Fatalf("the receiver refuses everything, yet %d deliveries were accepted", len(got))
 	}
+	// A's stats count what B holds too.
+	if _, st := adminRequest(t, testAdmin, http.MethodGet, "/chat_webhooks/stats"); gjson.GetBytes(st, "nats_queued.crm").Int() != int64(len(convs)*3) ||
+		gjson.GetBytes(st, "queued").Int() != 0 {
+		t.Errorf("A's stats: %s", st)
+	}
 
 	b.kill()
 	up.Store(true)

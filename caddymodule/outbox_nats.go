@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -61,7 +63,7 @@ type NATSTLS struct {
 const maxFailover = time.Hour
 
 // readyWait bounds how long the first Start waits for NATS.
-const readyWait = 5 * time.Second
+const readyWait = 2 * time.Second
 
 func (n *NATSOutbox) check() error {
 	if err := n.config(caddy.NewEmptyReplacer()).Check(); err != nil {
@@ -296,16 +298,26 @@ func (n *natsOutbox) close(engine *delivery.Engine) error {
 type statsView struct {
 	delivery.Stats
 	Spool *cluster.ForwarderStats `json:"nats_spool,omitempty"`
+	// Shared counts, per configured webhook, the messages in the stream
+	// not yet acknowledged by any instance.
+	Shared map[string]int `json:"nats_queued,omitempty"`
+	// NATSError says why Shared is missing.
+	NATSError string `json:"nats_error,omitempty"`
 }
 
-// stats adds the spool's numbers to the engine's. With outbox nats the
-// engine's queue is what this instance holds; dead letters are every
-// instance's.
+// stats adds the spool's and the stream's numbers to the engine's. With
+// outbox nats the engine's queue is what this instance holds; dead letters
+// are every instance's.
 func (rt *pipeline) stats(s delivery.Stats) statsView {
 	v := statsView{Stats: s}
-	if rt.nats != nil {
-		fs := rt.nats.forwarder.Stats()
-		v.Spool = &fs
+	if rt.nats == nil {
+		return v
+	}
+	fs := rt.nats.forwarder.Stats()
+	v.Spool = &fs
+	var err error
+	if v.Shared, err = rt.nats.shared.Queued(slices.Collect(maps.Keys(s.Endpoints))); err != nil {
+		v.NATSError = err.Error()
 	}
 	return v
 }

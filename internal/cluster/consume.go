@@ -142,9 +142,10 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 	return ccs, nil
 }
 
-// stopAll stops every consumer, waits until their subscriptions are gone,
-// and returns the webhooks it consumed.
-func (sv *servings) stopAll() []string {
+// stopAll stops every consumer, waits until their subscriptions are gone
+// (when connected: otherwise they go with the connection), and returns the
+// webhooks it consumed.
+func (sv *servings) stopAll(connected bool) []string {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	var names []string
@@ -157,7 +158,10 @@ func (sv *servings) stopAll() []string {
 		delete(sv.running, name)
 		names = append(names, name)
 	}
-	timeout := time.After(opTimeout)
+	if !connected {
+		return names
+	}
+	timeout := time.After(handoverTimeout)
 	for _, cc := range stopped {
 		select {
 		case <-cc.Closed():

@@ -206,6 +206,9 @@ wait:
 		case <-timeout:
 			err = errors.New("no acknowledgement within 10s")
 			break wait
+		case <-f.stop:
+			err = errors.New("stopping")
+			break wait
 		}
 	}
 	now := time.Now()

@@ -19,6 +19,11 @@ import (
 // opTimeout bounds one request to NATS made for a delivery or the admin.
 const opTimeout = 10 * time.Second
 
+// handoverTimeout bounds what a stopping instance does to hand its
+// partitions over: stopping happens within a Caddy reload or shutdown,
+// which must not hang on a slow NATS.
+const handoverTimeout = 2 * time.Second
+
 // Store is a delivery.Store whose pending messages are those this instance
 // has pulled from the shared stream and not yet acknowledged, and whose dead
 // letters are the shared dead-letter stream. An Engine over it delivers what
@@ -450,6 +455,31 @@ func (s *Store) ForgetAll(endpoint string) (int, error) {
 	return n, s.c.dlq.Purge(ctx, jetstream.WithPurgeSubject(filter))
 }
 
+// Queued returns, per webhook of names, the messages in the shared stream
+// that no instance has acknowledged yet: waiting, and held by any instance.
+func (s *Store) Queued(names []string) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, name := range names {
+		for p := range s.c.cfg.Partitions {
+			cons, err := s.c.out.Consumer(ctx, s.c.consumerName(name, p))
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				continue
+			}
+			if err != nil {
+				return out, err
+			}
+			info := cons.CachedInfo()
+			out[name] += int(info.NumPending) + info.NumAckPending
+		}
+	}
+	return out, nil
+}
+
 // PurgeQueued deletes every message of endpoint from the shared stream and
 // returns how many there were.
 func (s *Store) PurgeQueued(endpoint string) (int, error) {
@@ -512,17 +542,18 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
-	names := s.serving.stopAll()
+	connected := s.c.isReady() && s.c.Connected()
+	names := s.serving.stopAll(connected)
 	// Once the server has seen the subscriptions go, its waiting pull
 	// requests from this instance are void: nothing given back below can
 	// be sent to them.
-	if !s.c.isReady() || s.c.nc.Flush() != nil {
+	if !connected || s.c.nc.FlushTimeout(handoverTimeout) != nil {
 		return nil
 	}
 	for _, seq := range slices.Sorted(maps.Keys(held)) {
 		held[seq].msg.Nak()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), handoverTimeout)
 	defer cancel()
 	for _, name := range names {
 		for p := range s.c.cfg.Partitions {
