@@ -22,10 +22,13 @@ const priorityGroup = "deliver"
 // partitions' pulls here, and the stream keeps the rest.
 const maxAckPending = 1000
 
-// servings are the consumers an instance runs, per webhook.
+// servings are the consumers an instance runs, per webhook. want has its
+// own lock so that Serve, called from Caddy's Start, never waits for
+// consumers being created.
 type servings struct {
-	mu      sync.Mutex
+	wantMu  sync.Mutex
 	want    []string
+	mu      sync.Mutex
 	running map[string][]jetstream.ConsumeContext
 	kick    chan struct{}
 }
@@ -43,9 +46,9 @@ func (s *Store) Deliver(e *delivery.Engine) {
 // partition of each, and stops consuming the others. Consumers are created
 // once NATS is reachable, and again if creating them fails.
 func (s *Store) Serve(names []string) {
-	s.serving.mu.Lock()
+	s.serving.wantMu.Lock()
 	s.serving.want = slices.Clone(names)
-	s.serving.mu.Unlock()
+	s.serving.wantMu.Unlock()
 	select {
 	case s.serving.kick <- struct{}{}:
 	default:
@@ -75,17 +78,20 @@ func (s *Store) reconcile() {
 // apply starts and stops consumers to match the wanted webhooks.
 func (s *Store) apply() {
 	sv := &s.serving
+	sv.wantMu.Lock()
+	want := sv.want
+	sv.wantMu.Unlock()
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	for name, ccs := range sv.running {
-		if !slices.Contains(sv.want, name) {
+		if !slices.Contains(want, name) {
 			for _, cc := range ccs {
 				cc.Stop()
 			}
 			delete(sv.running, name)
 		}
 	}
-	for _, name := range sv.want {
+	for _, name := range want {
 		if sv.running[name] != nil {
 			continue
 		}

@@ -103,10 +103,19 @@ func (s *Store) receive(msg jetstream.Msg) {
 		msg.NakWithDelay(time.Second)
 		return
 	}
-	// The webhook's scheme cannot prepare this body; no instance will.
-	s.c.log.Error("webhook message dropped: it cannot be prepared for sending", "webhook", m.Endpoint, "id", m.ID, "error", err)
-	msg.Term()
+	// Not taken in for another reason (the webhook's scheme cannot
+	// prepare the body): try again a few times, then give up on it.
+	if meta, merr := msg.Metadata(); merr == nil && meta.NumDelivered >= maxRefusals {
+		s.c.log.Error("webhook message dropped: it cannot be taken in for delivery", "webhook", m.Endpoint, "id", m.ID, "error", err)
+		msg.Term()
+		return
+	}
+	msg.NakWithDelay(5 * time.Second)
 }
+
+// maxRefusals is how many times a message the engine refuses (other than
+// for a full queue) is pulled again before it is dropped.
+const maxRefusals = 10
 
 // redeliveryGrace holds back a message that is delivered again (its
 // instance died holding it) so that the rest of what that instance held,
