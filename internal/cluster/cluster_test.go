@@ -315,6 +315,30 @@ func TestStoppingInstanceHandsItsPartitionsOver(t *testing.T) {
 	waitFor(t, 5*time.Second, "B holds nothing more", func() bool { s, _ := b.engine.Stats(); return s.Queued == 0 })
 }
 
+// An instance whose configuration no longer has a webhook stops delivering
+// it and releases its partitions: an instance that still has it takes new
+// messages at once, not after the failover time.
+func TestInstanceDroppingAWebhookReleasesItsPartitions(t *testing.T) {
+	srv := natstest.Start(t, t.TempDir(), -1)
+	rcv := newSink(t)
+	a := startInstanceFailover(t, srv, endpoint(rcv.URL), time.Minute)
+	send(t, a, "c00", 0)
+	waitFor(t, 10*time.Second, "A delivers", func() bool { return len(rcv.accepted()) == 1 })
+	b := startInstanceFailover(t, srv, endpoint(rcv.URL), time.Minute)
+	a.engine.Apply(nil)
+	a.store.Serve(nil)
+	waitFor(t, 5*time.Second, "A consumes nothing", func() bool {
+		a.store.serving.mu.Lock()
+		defer a.store.serving.mu.Unlock()
+		return len(a.store.serving.running) == 0
+	})
+	for turn := 1; turn < 4; turn++ {
+		send(t, b, "c00", turn)
+	}
+	waitFor(t, 10*time.Second, "B delivers the new turns", func() bool { return len(rcv.accepted()) == 4 })
+	checkDelivered(t, rcv.accepted(), []string{"c00"}, 4)
+}
+
 // A message the receiver refuses for good becomes a dead letter that every
 // instance lists, and that one instance replays to the receiver.
 func TestDeadLettersAreSharedAndReplayableFromAnyInstance(t *testing.T) {

@@ -83,14 +83,10 @@ func (s *Store) apply() {
 	sv.wantMu.Unlock()
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	for name, ccs := range sv.running {
-		if !slices.Contains(want, name) {
-			for _, cc := range ccs {
-				cc.Stop()
-			}
-			delete(sv.running, name)
-		}
-	}
+	removed := sv.stop(func(name string) bool { return !slices.Contains(want, name) })
+	// What this instance holds of a removed webhook stays with its engine,
+	// which moves it to the dead letters once the configuration is final.
+	s.handOver(removed, nil)
 	for _, name := range want {
 		if sv.running[name] != nil {
 			continue
@@ -148,34 +144,57 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 	return ccs, nil
 }
 
-// stopAll stops every consumer, waits until their subscriptions are gone
-// (when connected: otherwise they go with the connection), and returns the
-// webhooks it consumed.
-func (sv *servings) stopAll(connected bool) []string {
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	var names []string
-	var stopped []jetstream.ConsumeContext
+// stop stops the consumers of the webhooks which picks and returns those
+// webhooks with their stopped consumers; sv.mu is held.
+func (sv *servings) stop(which func(name string) bool) map[string][]jetstream.ConsumeContext {
+	out := map[string][]jetstream.ConsumeContext{}
 	for name, ccs := range sv.running {
+		if !which(name) {
+			continue
+		}
 		for _, cc := range ccs {
 			cc.Stop()
 		}
-		stopped = append(stopped, ccs...)
+		out[name] = ccs
 		delete(sv.running, name)
-		names = append(names, name)
 	}
-	if !connected {
-		return names
+	return out
+}
+
+// handOver lets other instances take over the partitions of stopped
+// consumers at once rather than after the failover time. It waits until
+// the subscriptions are gone and the server has seen it, so that no waiting
+// pull of this instance can take the pin again; then it gives back held
+// messages unacknowledged, in stream order, and releases the pins. It does
+// nothing while disconnected (the pins then expire) and is bounded by
+// handoverTimeout: it runs within a Caddy reload or shutdown.
+func (s *Store) handOver(stopped map[string][]jetstream.ConsumeContext, held []jetstream.Msg) {
+	if len(stopped) == 0 || !s.c.isReady() || !s.c.Connected() {
+		return
 	}
 	timeout := time.After(handoverTimeout)
-	for _, cc := range stopped {
-		select {
-		case <-cc.Closed():
-		case <-timeout:
-			return names
+	for _, ccs := range stopped {
+		for _, cc := range ccs {
+			select {
+			case <-cc.Closed():
+			case <-timeout:
+				return
+			}
 		}
 	}
-	return names
+	if s.c.nc.FlushTimeout(handoverTimeout) != nil {
+		return
+	}
+	for _, m := range held {
+		m.Nak()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handoverTimeout)
+	defer cancel()
+	for name := range stopped {
+		for p := range s.c.cfg.Partitions {
+			s.c.out.UnpinConsumer(ctx, s.c.consumerName(name, p), priorityGroup)
+		}
+	}
 }
 
 // renew tells JetStream, a few times per acknowledgement deadline, that

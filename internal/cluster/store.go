@@ -551,23 +551,13 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
-	connected := s.c.isReady() && s.c.Connected()
-	names := s.serving.stopAll(connected)
-	// Once the server has seen the subscriptions go, its waiting pull
-	// requests from this instance are void: nothing given back below can
-	// be sent to them.
-	if !connected || s.c.nc.FlushTimeout(handoverTimeout) != nil {
-		return nil
-	}
+	msgs := make([]jetstream.Msg, 0, len(held))
 	for _, seq := range slices.Sorted(maps.Keys(held)) {
-		held[seq].msg.Nak()
+		msgs = append(msgs, held[seq].msg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), handoverTimeout)
-	defer cancel()
-	for _, name := range names {
-		for p := range s.c.cfg.Partitions {
-			s.c.out.UnpinConsumer(ctx, s.c.consumerName(name, p), priorityGroup)
-		}
-	}
+	s.serving.mu.Lock()
+	stopped := s.serving.stop(func(string) bool { return true })
+	s.serving.mu.Unlock()
+	s.handOver(stopped, msgs)
 	return nil
 }
