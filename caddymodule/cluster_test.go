@@ -302,3 +302,29 @@ func TestValidateWithNATSOutboxTouchesNothing(t *testing.T) {
 		t.Errorf("validate created the spool: %v", err)
 	}
 }
+
+// A reload that adds a webhook keeps the connection and the spool, and the
+// instance starts delivering the new webhook's partitions too.
+func TestNATSReloadAddsAWebhook(t *testing.T) {
+	srv := natstest.Start(t, t.TempDir(), -1)
+	backend := newTurnBackend(t)
+	crm, audit := newHookSink(t, nil), newHookSink(t, nil)
+	outbox := natsOption(srv, filepath.Join(t.TempDir(), "spool.db"), "reload")
+	hook := func(sink *hookSink, name string) string {
+		return fmt.Sprintf("webhook %s/hook {\n\t\t\tname %s\n\t\t\tschema chatvolt\n\t\t}\n\t\t", sink.URL(), name)
+	}
+	cfg := func(hooks string) string {
+		return testCaddyfile("", outbox, "source openai\n\t\t"+hooks, "reverse_proxy "+backend.Listener.Addr().String(), "")
+	}
+	startChatCaddy(t, cfg(hook(crm, "crm")))
+	mustTurn(t, withModulePort, "reload-a", turnLabel("reload-a", 0))
+	crm.waitDistinct(1, 10*time.Second)
+	if err := reloadCaddy(cfg(hook(crm, "crm") + hook(audit, "audit"))); err != nil {
+		t.Fatal(err)
+	}
+	mustTurn(t, withModulePort, "reload-a", turnLabel("reload-a", 1))
+	checkOrder(t, crm.waitDistinct(2, 10*time.Second), []string{"reload-a"}, 2)
+	if got := audit.waitDistinct(1, 10*time.Second); gjson.GetBytes(got[0].body, "userMessage").String() != turnLabel("reload-a", 1) {
+		t.Errorf("audit got %s", got[0].body)
+	}
+}
