@@ -77,7 +77,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return serveRederive(w, r, app, engine, webhook)
 	case "GET /chat_webhooks/stats":
 		stats, err := engine.Stats()
-		return reply(w, stats, err)
+		return reply(w, app.rt.stats(stats), err)
 	case "GET /chat_webhooks/dead_letters":
 		limit := 0
 		if s := q.Get("limit"); s != "" {
@@ -110,7 +110,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if webhook == "" {
 			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("give webhook=<name>: the webhook whose queue and dead letters to delete")}
 		}
-		purged, err := engine.Purge(webhook)
+		purged, err := app.rt.purge(engine, webhook)
 		return reply(w, purged, err)
 	default: // DELETE /chat_webhooks/dead_letter
 		if err := needIDs(webhook, id); err != nil {

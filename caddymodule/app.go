@@ -116,12 +116,17 @@ func (b *Breaker) config() delivery.BreakerConfig {
 
 // Outbox selects the event store.
 type Outbox struct {
-	// Kind is "bbolt" (default, durable) or "memory" (development only:
-	// queued events are lost when Caddy stops).
+	// Kind is "bbolt" (default, durable), "memory" (development only:
+	// queued events are lost when Caddy stops) or "nats" (several
+	// instances share an outbox on NATS JetStream).
 	Kind string `json:"kind,omitempty"`
 	// Path of the bbolt file; default chat_webhooks/outbox.db under Caddy's
-	// data directory, which is created if missing.
+	// data directory, which is created if missing. With nats it is the
+	// local spool where messages wait to be published, default
+	// chat_webhooks/nats-spool.db.
 	Path string `json:"path,omitempty"`
+	// NATS configures the nats outbox.
+	NATS *NATSOutbox `json:"nats,omitempty"`
 
 	defaultPath bool
 }
@@ -153,7 +158,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if ob.Kind == "memory" {
 		ob.Path = ""
 	} else if ob.Path == "" {
-		ob.Path = filepath.Join(caddy.AppDataDir(), "chat_webhooks", "outbox.db")
+		file := "outbox.db"
+		if ob.Kind == "nats" {
+			file = "nats-spool.db"
+		}
+		ob.Path = filepath.Join(caddy.AppDataDir(), "chat_webhooks", file)
 		ob.defaultPath = true
 	}
 	if a.QueueSize == 0 {

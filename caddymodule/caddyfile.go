@@ -590,7 +590,7 @@ func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
 // parseGlobal reads the global option:
 //
 //	chat_webhooks {
-//		outbox bbolt [path] | outbox memory
+//		outbox bbolt [path] | outbox memory | outbox nats <url...> { ... }
 //		queue_size <n>
 //		workers <n>
 //		max_queued <n>
@@ -620,8 +620,14 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				if len(args) == 2 {
 					app.Outbox.Path = args[1]
 				}
+			case len(args) >= 1 && args[0] == "nats":
+				ob, err := parseNATS(d, args[1:])
+				if err != nil {
+					return nil, err
+				}
+				app.Outbox = ob
 			default:
-				return nil, d.Errf("outbox bbolt [path] or outbox memory")
+				return nil, d.Errf("outbox bbolt [path], outbox memory or outbox nats <url...> { ... }")
 			}
 		case "conversation_state":
 			args := d.RemainingArgs()

@@ -149,6 +149,14 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
 		{"bad breaker ratio", "source openai", `breaker failure_ratio "70%": write a share between 0 and 1`, "breaker {\n\t\t\tfailure_ratio 70%\n\t\t}"},
 		{"journal other than off", "source openai", "journal off is the only journal option", "journal 64MiB"},
+		{"nats without servers", "source openai", "outbox nats <url...>, e.g. outbox nats nats://127.0.0.1:4222", "outbox nats"},
+		{"nats server without scheme", "source openai", `NATS server "10.0.0.5:4222": write a URL such as nats://`, "outbox nats 10.0.0.5:4222"},
+		{"nats stream with a dot", "source openai", `stream "chat.hooks": use letters, digits, - and _ only`, "outbox nats nats://127.0.0.1:4222 {\n\t\t\tstream chat.hooks\n\t\t}"},
+		{"nats zero partitions", "source openai", `outbox nats partitions "0": write a positive number`, "outbox nats nats://127.0.0.1:4222 {\n\t\t\tpartitions 0\n\t\t}"},
+		{"nats two kinds of auth", "source openai", "choose one of credentials, user/password and token", "outbox nats nats://127.0.0.1:4222 {\n\t\t\ttoken t\n\t\t\tcredentials /c.creds\n\t\t}"},
+		{"nats failover too short", "source openai", "outbox nats failover 1s: at least 3s", "outbox nats nats://127.0.0.1:4222 {\n\t\t\tfailover 1s\n\t\t}"},
+		{"nats client cert without key", "source openai", "client_cert <cert.pem> <key.pem>", "outbox nats nats://127.0.0.1:4222 {\n\t\t\ttls {\n\t\t\t\tclient_cert /c.pem\n\t\t\t}\n\t\t}"},
+		{"unknown nats option", "source openai", `unknown outbox nats option "subject"`, "outbox nats nats://127.0.0.1:4222 {\n\t\t\tsubject x\n\t\t}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

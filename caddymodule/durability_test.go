@@ -84,9 +84,14 @@ func chatTurn(client *http.Client, port int, conv, content string) (int, error) 
 	return resp.StatusCode, nil
 }
 
+// turnClient opens a connection per turn: a kept-alive connection that an
+// old server closes at a reload fails the next POST in the client (Go does
+// not retry POSTs), with or without this module.
+var turnClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 func mustTurn(t *testing.T, port int, conv, content string) {
 	t.Helper()
-	status, err := chatTurn(http.DefaultClient, port, conv, content)
+	status, err := chatTurn(turnClient, port, conv, content)
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("proxied turn %s/%s: status %d, %v", conv, content, status, err)
 	}
@@ -130,6 +135,16 @@ func newHookSink(t *testing.T, answer func(n int, r *http.Request) int) *hookSin
 	s.serve(l)
 	t.Cleanup(s.stop)
 	return s
+}
+
+// newSwitchedSink is a receiver that answers 503 until up is set, then 200.
+func newSwitchedSink(t *testing.T, up *atomic.Bool) *hookSink {
+	return newHookSink(t, func(int, *http.Request) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
 }
 
 func (s *hookSink) URL() string { return "http://" + s.addr }
@@ -809,13 +824,8 @@ func (p *caddyProcess) kill() {
 func TestSIGKILLLosesNoQueuedEvent(t *testing.T) {
 	bin := buildCaddy(t)
 	backend := newTurnBackend(t)
-	var up atomic.Bool
-	sink := newHookSink(t, func(int, *http.Request) int {
-		if up.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	up := new(atomic.Bool)
+	sink := newSwitchedSink(t, up)
 	home := t.TempDir()
 	config := writeProcConfig(t, home, `source openai
 		webhook `+sink.URL()+`/hook {

@@ -60,8 +60,19 @@ func firstError(errs ...error) error {
 
 // check validates the app's options.
 func (a *App) check() error {
-	if ob := a.Outbox; ob != nil && ob.Kind != "" && ob.Kind != "bbolt" && ob.Kind != "memory" {
-		return fmt.Errorf("outbox %q: write bbolt [path] or memory", ob.Kind)
+	if ob := a.Outbox; ob != nil {
+		switch {
+		case ob.Kind != "" && ob.Kind != "bbolt" && ob.Kind != "memory" && ob.Kind != "nats":
+			return fmt.Errorf("outbox %q: write bbolt [path], memory or nats <url...>", ob.Kind)
+		case ob.Kind == "nats" && ob.NATS == nil:
+			return fmt.Errorf("outbox nats needs its servers: \"nats\": {\"urls\": [\"nats://127.0.0.1:4222\"]}")
+		case ob.Kind != "nats" && ob.NATS != nil:
+			return fmt.Errorf("outbox %s takes no nats settings", ob.Kind)
+		case ob.NATS != nil:
+			if err := ob.NATS.check(); err != nil {
+				return err
+			}
+		}
 	}
 	err := firstError(
 		inRange("queue_size", a.QueueSize, maxQueueSize, "4096"),

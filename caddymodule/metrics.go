@@ -29,6 +29,9 @@ var metrics = struct {
 	journalSkipped   *prometheus.CounterVec
 	journalReplayed  prometheus.Counter
 	journalTornTails prometheus.Counter
+	spooled          prometheus.Gauge
+	forwarded        prometheus.Counter
+	forwardLag       prometheus.Histogram
 }{
 	queued: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
@@ -55,7 +58,7 @@ var metrics = struct {
 	latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "delivery_latency_seconds",
 		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
+		Buckets: latencyBuckets,
 	}, []string{"webhook", "schema"}),
 	journalSkipped: counter("journal_skipped_total",
 		"Exchanges not written to the capture journal (full, write_error): a crash before their events are stored loses them.", "reason"),
@@ -67,7 +70,22 @@ var metrics = struct {
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "journal_torn_tails_total",
 		Help: "Capture journal segments whose torn or corrupt end was skipped at start.",
 	}),
+	spooled: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_spooled",
+		Help: "Webhook messages in the local spool waiting to be published to NATS (outbox nats).",
+	}),
+	forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_forwarded_total",
+		Help: "Webhook messages published from the local spool to NATS (outbox nats).",
+	}),
+	forwardLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_forward_lag_seconds",
+		Help:    "Time from the end of the proxied exchange to NATS acknowledging the message (outbox nats).",
+		Buckets: latencyBuckets,
+	}),
 }
+
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200}
 
 // counter makes a counter vector of this module's namespace.
 func counter(name, help string, labels ...string) *prometheus.CounterVec {
@@ -79,7 +97,7 @@ func counter(name, help string, labels ...string) *prometheus.CounterVec {
 func collectors() []prometheus.Collector {
 	return []prometheus.Collector{metrics.queued, metrics.exchangesDropped, metrics.trafficProblems, metrics.eventsDerived, metrics.userInfoFailures,
 		metrics.enqueued, metrics.delivered, metrics.failed, metrics.retried, metrics.dropped, metrics.deadLettered,
-		metrics.queueDepth, metrics.latency, metrics.journalSkipped, metrics.journalReplayed, metrics.journalTornTails}
+		metrics.queueDepth, metrics.latency, metrics.journalSkipped, metrics.journalReplayed, metrics.journalTornTails, metrics.spooled, metrics.forwarded, metrics.forwardLag}
 }
 
 // registerMetrics adds the collectors to a configuration's registry; a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,6 +78,12 @@ type pipeline struct {
 	mu sync.Mutex
 	// engine is nil until the first configuration starts.
 	engine *delivery.Engine
+	// sink takes the shaped messages: the engine, or with outbox nats the
+	// forwarder, whose messages reach an engine through the stream.
+	sink interface {
+		Enqueue(context.Context, ...delivery.Message) error
+	}
+	nats *natsOutbox // with outbox nats
 	// live are the started configurations, oldest first; the last one's
 	// webhooks are the engine's.
 	live    []*App
@@ -89,8 +96,9 @@ type pipeline struct {
 	stateMu  sync.Mutex
 	state    atomic.Pointer[stateHolder]
 	stateCfg ConversationState
-	// stateKV keeps the state in a durable outbox; nil with outbox memory.
-	stateKV    delivery.KV
+	// backing keeps the state beyond this process's memory; nil with
+	// outbox memory.
+	backing    stateBacking
 	closeState func()
 	wg         sync.WaitGroup
 	// done stops the sequencer. The queue itself is never closed: a handler
@@ -133,7 +141,7 @@ func (rt *pipeline) activate(a *App) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.engine == nil {
-		if err := rt.open(a.opts); err != nil {
+		if err := rt.open(a); err != nil {
 			return err
 		}
 		rt.openJournal(a.Journal)
@@ -141,6 +149,7 @@ func (rt *pipeline) activate(a *App) error {
 	if err := rt.engine.Apply(a.endpoints()); err != nil {
 		return err
 	}
+	rt.serve(a)
 	rt.tune(a)
 	rt.live = append(rt.live, a)
 	if len(rt.live) == 1 {
@@ -179,6 +188,7 @@ func (rt *pipeline) deactivate(a *App) {
 		if err := rt.engine.Apply(prev.endpoints()); err != nil {
 			rt.logger.Error("restoring the running configuration's webhooks", zap.Error(err))
 		}
+		rt.serve(prev)
 		rt.tune(prev)
 	default:
 		rt.commit()
@@ -186,37 +196,60 @@ func (rt *pipeline) deactivate(a *App) {
 }
 
 // open opens the outbox and starts its engine; rt.mu is held.
-func (rt *pipeline) open(opts delivery.Options) error {
+func (rt *pipeline) open(a *App) error {
+	if rt.outbox.Kind == "nats" {
+		return rt.openNATS(a)
+	}
 	// Conversation state is kept in a durable outbox's file; with outbox
 	// memory there is nothing to outlive the process.
 	var store delivery.Store
 	if rt.outbox.Kind == "memory" {
 		store = delivery.NewMemoryStore()
 	} else {
-		if rt.outbox.defaultPath {
-			if err := os.MkdirAll(filepath.Dir(rt.outbox.Path), 0o700); err != nil {
-				return fmt.Errorf("creating the outbox directory: %v", err)
-			}
+		if err := rt.makeDir(); err != nil {
+			return err
 		}
 		bolt, err := delivery.OpenBolt(rt.outbox.Path)
 		if err != nil {
 			return err
 		}
-		store, rt.stateKV = bolt, bolt.KeyValues("conversations")
+		store, rt.backing = bolt, boltBacking{bolt.KeyValues("conversations")}
 	}
-	engine, err := delivery.New(store, opts)
+	engine, err := delivery.New(store, a.opts)
 	if err != nil {
 		store.Close()
 		return err
 	}
-	rt.engine = engine
+	rt.engine, rt.sink = engine, engine
 	return nil
+}
+
+// makeDir creates the default outbox file's directory.
+func (rt *pipeline) makeDir() error {
+	if !rt.outbox.defaultPath {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(rt.outbox.Path), 0o700); err != nil {
+		return fmt.Errorf("creating the outbox directory: %v", err)
+	}
+	return nil
+}
+
+// serve tells a shared outbox which webhooks this instance delivers; rt.mu
+// is held.
+func (rt *pipeline) serve(a *App) {
+	if rt.nats != nil {
+		rt.nats.shared.Serve(slices.Collect(maps.Keys(a.webhooks)))
+	}
 }
 
 // tune applies a configuration's limits and conversation memory; rt.mu is
 // held.
 func (rt *pipeline) tune(a *App) {
 	rt.engine.Tune(a.opts)
+	if rt.nats != nil {
+		rt.nats.forwarder.Tune(spoolLimits(a.opts))
+	}
 	rt.useState(a.ConversationState)
 	if cap(rt.queue) != a.QueueSize || len(rt.shards) != a.Workers {
 		rt.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
@@ -269,9 +302,8 @@ func (rt *pipeline) useState(cs *ConversationState) {
 	}
 	mem := transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
 	var store transform.StateStore = mem
-	if rt.stateKV != nil {
-		durable := newDurableState(mem, rt.stateKV, time.Duration(cfg.TTL), rt.logger)
-		store, rt.closeState = durable, durable.close
+	if rt.backing != nil {
+		store, rt.closeState = rt.backing.keep(mem, time.Duration(cfg.TTL), rt.logger)
 	}
 	rt.state.Store(&stateHolder{store: store})
 }
@@ -446,7 +478,7 @@ func (rt *pipeline) store(shard <-chan batch) {
 		var err error
 		if len(msgs) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err = rt.engine.Enqueue(ctx, msgs...); err != nil {
+			if err = rt.sink.Enqueue(ctx, msgs...); err != nil {
 				rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
 			}
 			cancel()
@@ -515,8 +547,11 @@ func (rt *pipeline) Destruct() error {
 	rt.stateMu.Lock()
 	rt.stopState()
 	rt.stateMu.Unlock()
-	if rt.engine == nil {
+	switch {
+	case rt.engine == nil:
 		return nil
+	case rt.nats != nil:
+		return rt.nats.close(rt.engine)
 	}
 	return rt.engine.Close()
 }

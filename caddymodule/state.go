@@ -8,9 +8,35 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/cluster"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
+
+// stateBacking keeps conversation memory beyond this process's: keep wraps
+// the in-memory store and returns the store to use and what to call when it
+// is replaced (nil if nothing).
+type stateBacking interface {
+	keep(mem *transform.MemoryState, ttl time.Duration, logger *zap.Logger) (transform.StateStore, func())
+}
+
+// boltBacking writes the memory behind to the bbolt outbox, from which a
+// restart reloads it.
+type boltBacking struct{ kv delivery.KV }
+
+func (b boltBacking) keep(mem *transform.MemoryState, ttl time.Duration, logger *zap.Logger) (transform.StateStore, func()) {
+	s := newDurableState(mem, b.kv, ttl, logger)
+	return s, s.close
+}
+
+// natsBacking shares the memory with every instance through a key-value
+// bucket, whose own TTL (set when the outbox opens) expires idle
+// conversations.
+type natsBacking struct{ c *cluster.Cluster }
+
+func (b natsBacking) keep(mem *transform.MemoryState, _ time.Duration, _ *zap.Logger) (transform.StateStore, func()) {
+	return b.c.State(mem), nil
+}
 
 // stateFlushEvery is how often remembered conversations are written to the
 // outbox. State is not an event: losing the last second of it in a crash

@@ -86,6 +86,20 @@ func TestConversationChangesCarryPreviousValues(t *testing.T) {
 	}
 }
 
+// patchPriority sets Chatwoot conversation 150's priority through the
+// Caddy on port.
+func patchPriority(t *testing.T, port int, priority string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPatch, fmt.Sprintf("http://localhost:%d/api/v1/accounts/1/conversations/150", port),
+		strings.NewReader(fmt.Sprintf(`{"priority":%q}`, priority)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
 // With a durable outbox, a restart does not forget what the conversations
 // looked like: the first change after it still has its previous value.
 func TestConversationStateSurvivesRestart(t *testing.T) {
@@ -99,14 +113,7 @@ func TestConversationStateSurvivesRestart(t *testing.T) {
 	outbox := filepath.Join(t.TempDir(), "outbox.db")
 	chat := fmt.Sprintf("source chatwoot\nwebhook %s/hook {\nschema voxsig\n}", rcv.URL)
 	patch := func(priority string) []byte {
-		req, _ := http.NewRequest(http.MethodPatch, fmt.Sprintf("http://localhost:%d/api/v1/accounts/1/conversations/150", withModulePort),
-			strings.NewReader(fmt.Sprintf(`{"priority":%q}`, priority)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		patchPriority(t, withModulePort, priority)
 		return rcv.next(t, 2*time.Second).body
 	}
 	loadCaddy(t, chat, "reverse_proxy "+backend.Listener.Addr().String(), "", "", "outbox bbolt "+outbox)

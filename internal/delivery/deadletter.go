@@ -148,8 +148,10 @@ func (e *Engine) Purge(endpoint string) (Purged, error) {
 	return p, errors.Join(errs...)
 }
 
-// requeue puts revived records back in their lanes.
+// requeue puts revived records back in their lanes; those with Seq 0 are
+// queued in a shared store, for whichever engine delivers their lane.
 func (e *Engine) requeue(recs ...*Record) {
+	recs = slices.DeleteFunc(slices.Clone(recs), func(r *Record) bool { return r.Seq == 0 })
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, r := range recs {

@@ -56,7 +56,9 @@ type Store interface {
 	DeadLetter(endpoint, id string) (Record, error)
 	// Revive turns a dead letter back into a pending record for identity,
 	// with a fresh Seq, no attempts and Next zero, and returns it;
-	// ErrNotFound if none.
+	// ErrNotFound if none. A store shared by several engines returns Seq 0
+	// instead: the record is pending there, for whichever engine delivers
+	// its lane, and this one does not queue it.
 	Revive(endpoint, id, identity string) (*Record, error)
 	// ReviveAll revives every dead letter of endpoint for identity.
 	ReviveAll(endpoint, identity string) ([]*Record, error)
