@@ -133,6 +133,11 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"too many workers", "source openai", `workers 1000000: write a number from 1 to 256`, "workers 1000000"},
 		{"unknown global option", "source openai", `unknown chat_webhooks global option "outbx"`, "outbx memory"},
 		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
+		{"rate limit without a period", "webhook http://127.0.0.1:1/h {\n\t\trate_limit 10\n\t}", `rate_limit "10": write <n>/<duration>`, ""},
+		{"rate limit of zero", "webhook http://127.0.0.1:1/h {\n\t\trate_limit 0/1s\n\t}", `rate_limit "0/1s": write <n>/<duration>`, ""},
+		{"bad disable_after", "webhook http://127.0.0.1:1/h {\n\t\tdisable_after never\n\t}", `disable_after "never": write a duration such as 120h`, ""},
+		{"bad keep_delivered", "source openai", `keep_delivered <duration> [<messages> [<size>]]`, "keep_delivered forever"},
+		{"keep_delivered too long", "source openai", `keep_delivered 100000h0m0s: write a duration up to`, "keep_delivered 100000h"},
 		{"bad breaker ratio", "source openai", `breaker failure_ratio "70%": write a share between 0 and 1`, "breaker {\n\t\t\tfailure_ratio 70%\n\t\t}"},
 	}
 	for _, tc := range tests {

@@ -38,6 +38,7 @@ type batch struct {
 	route  *route
 	end    time.Time
 	events []transform.Event
+	trace  traceContext
 }
 
 // pipeline is the part of the module that outlives a configuration: the
@@ -317,7 +318,7 @@ func (rt *pipeline) derive(j job) {
 		return
 	}
 	if len(rt.shards) == 1 || len(out.Events) == 1 {
-		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events})
+		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, trace: traceOf(j.ex)})
 		return
 	}
 	byShard := map[int][]transform.Event{}
@@ -330,7 +331,7 @@ func (rt *pipeline) derive(j job) {
 		byShard[i] = append(byShard[i], ev)
 	}
 	for _, i := range order {
-		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i]})
+		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], trace: traceOf(j.ex)})
 	}
 }
 
@@ -414,14 +415,17 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 				if len(payloads) > 1 {
 					id += "_" + strconv.Itoa(k)
 				}
-				msgs = append(msgs, delivery.Message{
-					ID:       id,
-					Endpoint: wh.endpoint.Name,
-					Identity: wh.endpoint.Identity,
-					Lane:     wh.lane(ev),
-					Body:     p.Body,
-					Created:  b.end,
-				})
+				m := delivery.Message{
+					ID:           id,
+					Endpoint:     wh.endpoint.Name,
+					Identity:     wh.endpoint.Identity,
+					Lane:         wh.lane(ev),
+					Body:         p.Body,
+					Created:      b.end,
+					Conversation: ev.Get("conversation.id").String(),
+				}
+				b.trace.stamp(&m)
+				msgs = append(msgs, m)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -174,7 +175,7 @@ func (e *Engine) Message(id string) ([]Record, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, ErrNotFound
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	slices.SortFunc(out, func(a, b Record) int { return cmpSeqDesc(a.Seq, b.Seq) })
 	return out, nil

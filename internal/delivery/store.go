@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// ErrNotFound is returned for a dead letter that does not exist.
-var ErrNotFound = errors.New("delivery: no such dead letter")
+// ErrNotFound is returned for a dead letter or message that does not
+// exist.
+var ErrNotFound = errors.New("delivery: no such message")
 
 // ErrNoPending is returned by Store.Body for a record that is not pending.
 var ErrNoPending = errors.New("delivery: no such pending message")
