@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -64,6 +65,16 @@ var adminMethods = map[string][]string{
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	if strings.HasPrefix(r.URL.Path, uiPrefix) || r.URL.Path == strings.TrimSuffix(uiPrefix, "/") {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("%s %s: the dashboard is read with GET", r.Method, r.URL.Path)}
+		}
+		if !strings.HasPrefix(r.URL.Path, uiPrefix) {
+			http.Redirect(w, r, uiPrefix, http.StatusFound)
+			return nil
+		}
+		return serveUI(w, r)
+	}
 	methods, known := adminMethods[r.URL.Path]
 	if !known {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, messages, message, enable, dead_letters, dead_letter, replay, queue and ui/", r.URL.Path)}

@@ -16,7 +16,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "chat-webhooks",
-		Usage: "stats | messages [--state queued|delivered|dead] [--webhook <name>] [--conversation <id>] [--limit <n>] [--before <seq>] | show --id <id> [--webhook <name>] | dead-letters [--webhook <name>] [--limit <n>] | delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge|enable --webhook <name> [--address <admin>] [--config <file> [--adapter <name>]]",
+		Usage: "stats | messages [--state queued|delivered|dead] [--webhook <name>] [--conversation <id>] [--limit <n>] [--before <seq>] | show --id <id> [--webhook <name>] | dead-letters [--webhook <name>] [--limit <n>] | delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge|enable --webhook <name> | ui [--listen <loopback:port>] [--address <admin>] [--config <file> [--adapter <name>]]",
 		Short: "Inspects the webhook outbox and replays dead letters of a running Caddy",
 		Long: `
 Talks to the admin API of a running Caddy and prints JSON:
@@ -29,6 +29,11 @@ Talks to the admin API of a running Caddy and prints JSON:
   caddy chat-webhooks delete --webhook <name> --id <id>
   caddy chat-webhooks purge  --webhook <name>   # its queued messages and dead letters
   caddy chat-webhooks enable --webhook <name>   # after disable_after disabled it
+  caddy chat-webhooks ui [--listen 127.0.0.1:0]   # serves the dashboard; open the URL it prints
+
+The dashboard is also at /chat_webhooks/ui/ on the admin endpoint, but
+Caddy refuses browsers there (they send no Origin when a URL is opened):
+"ui" serves it on a loopback port and forwards its calls to the admin API.
 
 "messages" lists the newest first (delivered by default), 50 a page;
 --before <next_before of the previous page> gives the next.
@@ -46,6 +51,7 @@ Webhook names are those of "caddy chat-webhooks stats".`,
 			cmd.Flags().String("state", "", "messages: queued, delivered or dead")
 			cmd.Flags().String("conversation", "", "messages: of this conversation only")
 			cmd.Flags().Uint64("before", 0, "messages: the page after this sequence number")
+			cmd.Flags().String("listen", "127.0.0.1:0", "ui: the loopback address to serve the dashboard on")
 			cmd.Args = cobra.ExactArgs(1)
 			cmd.RunE = runCommand
 		},
@@ -76,9 +82,23 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	conversation, _ := flags.GetString("conversation")
 	before, _ := flags.GetUint64("before")
 
+	if args[0] == "ui" {
+		listen, _ := flags.GetString("listen")
+		addr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, configFile, adapter)
+		if err != nil {
+			return fmt.Errorf("finding the admin API: %v", err)
+		}
+		l, err := loopbackListen(listen)
+		if err != nil {
+			return err
+		}
+		return serveDashboard(l, addr, func(url string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "chat_webhooks dashboard for the admin API at %s: open %s (Ctrl-C stops it)\n", addr, url)
+		})
+	}
 	route, ok := commandRoutes[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown action %q: use stats, messages, show, dead-letters, replay, delete, purge or enable", args[0])
+		return fmt.Errorf("unknown action %q: use stats, messages, show, dead-letters, replay, delete, purge, enable or ui", args[0])
 	}
 	switch {
 	case args[0] == "delete" && (webhook == "" || id == ""):
