@@ -42,13 +42,7 @@ func waitDeadLetters(t *testing.T, webhook string, n int) []messageView {
 func deadLetterScenario(t *testing.T, failStatus int) (*hookSink, *atomic.Bool) {
 	t.Helper()
 	backend := newTurnBackend(t)
-	healthy := new(atomic.Bool)
-	sink := newHookSink(t, func(int, *http.Request) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return failStatus
-	})
+	sink, healthy := switchableSink(t, failStatus)
 	startChatCaddy(t, chatConfig(filepath.Join(t.TempDir(), "outbox.db"), fmt.Sprintf(`source openai
 		webhook %s/hook {
 			name crm
@@ -56,6 +50,20 @@ func deadLetterScenario(t *testing.T, failStatus int) (*hookSink, *atomic.Bool) 
 			sign standard %s
 			retry off
 		}`, sink.URL(), sinkSecret), backend.Listener.Addr().String()))
+	return sink, healthy
+}
+
+// switchableSink is a receiver that answers failStatus until healthy is
+// set, then 200.
+func switchableSink(t *testing.T, failStatus int) (*hookSink, *atomic.Bool) {
+	t.Helper()
+	healthy := new(atomic.Bool)
+	sink := newHookSink(t, func(int, *http.Request) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return failStatus
+	})
 	return sink, healthy
 }
 
@@ -149,6 +157,15 @@ func TestAdminAPIAnswersMistakesWithTheRightStatus(t *testing.T) {
 		status       int
 	}{
 		{http.MethodGet, "/chat_webhooks/stats", http.StatusOK},
+		{http.MethodGet, "/chat_webhooks/messages?state=sent", http.StatusBadRequest},
+		{http.MethodGet, "/chat_webhooks/messages?limit=-1", http.StatusBadRequest},
+		{http.MethodGet, "/chat_webhooks/messages?before=x", http.StatusBadRequest},
+		{http.MethodGet, "/chat_webhooks/message", http.StatusBadRequest},
+		{http.MethodGet, "/chat_webhooks/message?id=evt_nope", http.StatusNotFound},
+		{http.MethodGet, "/chat_webhooks/message?id=evt_nope&webhook=crm", http.StatusNotFound},
+		{http.MethodPost, "/chat_webhooks/enable", http.StatusBadRequest},
+		{http.MethodPost, "/chat_webhooks/enable?webhook=nope", http.StatusNotFound},
+		{http.MethodGet, "/chat_webhooks/enable?webhook=crm", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/chat_webhooks/dead_letters", http.StatusOK},
 		{http.MethodGet, "/chat_webhooks/dead_letters?limit=2", http.StatusOK},
 		{http.MethodGet, "/chat_webhooks/dead_letters?limit=lots", http.StatusBadRequest},

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,13 +104,8 @@ func cellText(selector string) string {
 func TestDashboardInARealBrowser(t *testing.T) {
 	ctx := browser(t)
 	backend := newTurnBackend(t)
-	gone := new(atomic.Bool)
-	sink := newHookSink(t, func(int, *http.Request) int {
-		if gone.Load() {
-			return http.StatusGone
-		}
-		return http.StatusOK
-	})
+	sink, healthy := switchableSink(t, http.StatusGone)
+	healthy.Store(true)
 	startChatCaddy(t, chatConfig("", fmt.Sprintf(`source openai
 		webhook %s/hook {
 			name crm
@@ -134,7 +128,7 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	waitJS(ctx, t, "the payload shown as text", cellText("#detail-body")+`?.includes("hello <img src=x")`)
 	waitJS(ctx, t, "no element made from chat text", `document.querySelector("#pwned") === null && document.title !== "pwned"`)
 
-	gone.Store(true)
+	healthy.Store(false)
 	mustTurn(t, withModulePort, "conv-gone", "this one is refused")
 	dead := waitDeadLetters(t, "crm", 1)[0]
 	if dead.Reason != "gone" {
@@ -144,7 +138,7 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	waitJS(ctx, t, "the dead letter listed", cellText(deadRow+" td:nth-child(3)")+` === "gone"`)
 	waitJS(ctx, t, "the dead letter counted", cellText(row+" td.dead")+` === "1"`)
 
-	gone.Store(false)
+	healthy.Store(true)
 	click(ctx, t, deadRow+" button.replay")
 	got := sink.waitDistinct(2, 5*time.Second)
 	if got[1].id != dead.ID {

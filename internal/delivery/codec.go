@@ -74,8 +74,9 @@ type decoder struct {
 	err error
 }
 
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
+// number reads one varint with read (binary.Uvarint or binary.Varint).
+func number[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
+	v, n := read(d.b)
 	if n <= 0 {
 		d.err = errBadRecord
 		return 0
@@ -83,6 +84,10 @@ func (d *decoder) uvarint() uint64 {
 	d.b = d.b[n:]
 	return v
 }
+
+func (d *decoder) uvarint() uint64 { return number(d, binary.Uvarint) }
+
+func (d *decoder) varint() int64 { return number(d, binary.Varint) }
 
 func (d *decoder) time() time.Time {
 	v := d.varint()
@@ -185,14 +190,4 @@ func (d *decoder) count() int {
 		return 0
 	}
 	return int(n)
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errBadRecord
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
 }
