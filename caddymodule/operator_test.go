@@ -146,3 +146,30 @@ func TestDisabledWebhookKeepsItsMessagesUntilEnabled(t *testing.T) {
 		return s.Queued == 0 && s.DisabledAt == nil && s.Delivered == 1
 	})
 }
+
+// TestCaddyTracingSpanJoinsTheDeliveries runs Caddy's tracing handler in
+// front of the module with no client trace context: Caddy starts the trace,
+// and the receiver's traceparent is in it, as the trace id Caddy reports in
+// its response shows.
+func TestCaddyTracingSpanJoinsTheDeliveries(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	backend := newTurnBackend(t)
+	sink := newHookSink(t, nil)
+	startChatCaddy(t, testCaddyfile("", "outbox memory", fmt.Sprintf(`source openai
+		webhook %s/hook {
+			name crm
+		}`, sink.URL()), "tracing\n\theader X-Trace-Id {http.vars.trace_id}\n\treverse_proxy "+backend.Listener.Addr().String(), ""))
+	resp, err := http.DefaultClient.Do(turnRequest(withModulePort, "conv-caddy-trace", "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	traceID := resp.Header.Get("X-Trace-Id")
+	if len(traceID) != 32 {
+		t.Fatalf("Caddy reported trace id %q: is its tracing handler running?", traceID)
+	}
+	got := sink.waitDistinct(1, 5*time.Second)[0]
+	if parts := strings.Split(got.header.Get("traceparent"), "-"); len(parts) != 4 || parts[1] != traceID {
+		t.Errorf("receiver got traceparent %q, want one in Caddy's trace %s", got.header.Get("traceparent"), traceID)
+	}
+}
