@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
@@ -217,7 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// An aborted exchange's client is gone: take what came.
 			ex.RequestBody, ex.RequestTruncated = reqCap.seal(finished)
 		}
-		h.rt.submit(h.route, ex)
+		h.rt.submit(h.route, ex, trace.SpanFromContext(r.Context()))
 	}()
 	err := next.ServeHTTP(respCap, r)
 	finished = true

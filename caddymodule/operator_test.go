@@ -1,15 +1,26 @@
 package caddymodule
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // A chat request carrying a W3C trace context, as a traced client or
@@ -147,29 +158,107 @@ func TestDisabledWebhookKeepsItsMessagesUntilEnabled(t *testing.T) {
 	})
 }
 
-// TestCaddyTracingSpanJoinsTheDeliveries runs Caddy's tracing handler in
-// front of the module with no client trace context: Caddy starts the trace,
-// and the receiver's traceparent is in it, as the trace id Caddy reports in
-// its response shows.
-func TestCaddyTracingSpanJoinsTheDeliveries(t *testing.T) {
-	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+// otlpCollector is a real OTLP/HTTP trace receiver: it keeps the spans
+// Caddy's exporter sends.
+type otlpCollector struct {
+	mu    sync.Mutex
+	spans []*tracepb.Span
+}
+
+func newOTLPCollector(t *testing.T) (*otlpCollector, string) {
+	c := &otlpCollector{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				c.spans = append(c.spans, ss.Spans...)
+			}
+		}
+		c.mu.Unlock()
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	}))
+	t.Cleanup(srv.Close)
+	return c, srv.URL
+}
+
+// named returns the spans of trace traceID called name, oldest first.
+func (c *otlpCollector) named(traceID, name string) []*tracepb.Span {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*tracepb.Span
+	for _, s := range c.spans {
+		if hex.EncodeToString(s.TraceId) == traceID && s.Name == name {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b *tracepb.Span) int { return cmp.Compare(a.StartTimeUnixNano, b.StartTimeUnixNano) })
+	return out
+}
+
+// TestCaddyTracingRecordsDeriveAndAttemptSpans runs Caddy's tracing handler
+// in front of the module, exporting to a real OTLP receiver, with no client
+// trace context: Caddy starts the trace (its id in the response), the
+// trace holds the derive span, under it one span per delivery attempt with
+// its status, and the receiver's traceparent names the attempt that
+// reached it. It is the package's only test with tracing: Caddy keeps one
+// tracer provider, with its first exporter, while configurations use it.
+func TestCaddyTracingRecordsDeriveAndAttemptSpans(t *testing.T) {
+	collector, url := newOTLPCollector(t)
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url+"/v1/traces")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
 	backend := newTurnBackend(t)
-	sink := newHookSink(t, nil)
+	sink := newHookSink(t, func(n int, _ *http.Request) int {
+		if n == 0 {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
 	startChatCaddy(t, testCaddyfile("", "outbox memory", fmt.Sprintf(`source openai
 		webhook %s/hook {
 			name crm
+			retry 10ms
 		}`, sink.URL()), "tracing\n\theader X-Trace-Id {http.vars.trace_id}\n\treverse_proxy "+backend.Listener.Addr().String(), ""))
-	resp, err := http.DefaultClient.Do(turnRequest(withModulePort, "conv-caddy-trace", "hello"))
+	resp, err := http.DefaultClient.Do(turnRequest(withModulePort, "conv-spans", "hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	traceID := resp.Header.Get("X-Trace-Id")
-	if len(traceID) != 32 {
-		t.Fatalf("Caddy reported trace id %q: is its tracing handler running?", traceID)
-	}
 	got := sink.waitDistinct(1, 5*time.Second)[0]
-	if parts := strings.Split(got.header.Get("traceparent"), "-"); len(parts) != 4 || parts[1] != traceID {
-		t.Errorf("receiver got traceparent %q, want one in Caddy's trace %s", got.header.Get("traceparent"), traceID)
+
+	var derive, attempts []*tracepb.Span
+	waitUntil(t, 10*time.Second, "a derive span and two attempt spans exported", func() bool {
+		derive, attempts = collector.named(traceID, "chat_webhooks derive"), collector.named(traceID, "chat_webhooks deliver")
+		return len(derive) == 1 && len(attempts) == 2
+	})
+	for i, want := range []struct {
+		status int64
+		failed bool
+	}{{http.StatusBadGateway, true}, {http.StatusOK, false}} {
+		a := attempts[i]
+		if !bytes.Equal(a.ParentSpanId, derive[0].SpanId) || a.Kind != tracepb.Span_SPAN_KIND_CLIENT {
+			t.Errorf("attempt %d is not a client span under the derive span", i+1)
+		}
+		attrs := map[string]*commonpb.AnyValue{}
+		for _, kv := range a.Attributes {
+			attrs[kv.Key] = kv.Value
+		}
+		if attrs["http.response.status_code"].GetIntValue() != want.status || attrs["chat_webhooks.webhook"].GetStringValue() != "crm" ||
+			attrs["chat_webhooks.attempt"].GetIntValue() != int64(i+1) || (a.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR) != want.failed {
+			t.Errorf("attempt %d: attributes %v, status %v", i+1, a.Attributes, a.Status)
+		}
+	}
+	if want := "00-" + traceID + "-" + hex.EncodeToString(attempts[1].SpanId) + "-01"; got.header.Get("traceparent") != want {
+		t.Errorf("receiver got traceparent %q, want the delivering attempt's %q", got.header.Get("traceparent"), want)
 	}
 }

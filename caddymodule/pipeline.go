@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
@@ -31,6 +33,7 @@ type route struct {
 type job struct {
 	route *route
 	ex    *transform.Exchange
+	span  trace.Span // the request's span in Caddy's tracing; a no-op one without
 }
 
 // batch is the events of one exchange that belong to one shard.
@@ -60,6 +63,9 @@ type pipeline struct {
 	logger *zap.Logger
 	queue  chan job
 	shards []chan batch
+	// tracing makes spans of derivations and delivery attempts while
+	// Caddy's tracing runs.
+	tracing tracing
 
 	// mu orders the configurations' Start and Stop.
 	mu sync.Mutex
@@ -179,6 +185,7 @@ func (rt *pipeline) open(opts delivery.Options) error {
 			return err
 		}
 	}
+	opts.Tracer = &rt.tracing
 	engine, err := delivery.New(store, opts)
 	if err != nil {
 		store.Close()
@@ -259,13 +266,13 @@ func (rt *pipeline) stopState() {
 
 // submit hands an exchange to the pipeline without ever blocking: when the
 // queue is full the exchange is dropped, counted and logged.
-func (rt *pipeline) submit(r *route, ex *transform.Exchange) {
+func (rt *pipeline) submit(r *route, ex *transform.Exchange, span trace.Span) {
 	if rt.stopped.Load() {
 		metrics.exchangesDropped.WithLabelValues("shutting_down").Inc()
 		return
 	}
 	select {
-	case rt.queue <- job{route: r, ex: ex}:
+	case rt.queue <- job{route: r, ex: ex, span: span}:
 		metrics.queued.Inc()
 		rt.dropLogged.Store(false)
 	default:
@@ -306,7 +313,11 @@ func (rt *pipeline) sequence() {
 // derive turns one exchange into events and hands them to their shards.
 func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
-	out := j.route.deriver.Derive(j.ex)
+	var out transform.Outcome
+	tc := rt.tracing.derive(requestTrace(j.ex), j.span, func(span trace.Span) {
+		out = j.route.deriver.Derive(j.ex)
+		span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
+	})
 	for _, p := range out.Problems {
 		metrics.trafficProblems.WithLabelValues(p).Inc()
 	}
@@ -318,7 +329,7 @@ func (rt *pipeline) derive(j job) {
 		return
 	}
 	if len(rt.shards) == 1 || len(out.Events) == 1 {
-		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, trace: traceOf(j.ex)})
+		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, trace: tc})
 		return
 	}
 	byShard := map[int][]transform.Event{}
@@ -331,7 +342,7 @@ func (rt *pipeline) derive(j job) {
 		byShard[i] = append(byShard[i], ev)
 	}
 	for _, i := range order {
-		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], trace: traceOf(j.ex)})
+		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], trace: tc})
 	}
 }
 

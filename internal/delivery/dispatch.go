@@ -107,7 +107,9 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *en
 	}
 	en.fill(rec)
 	started := e.clock.Now()
-	out := send(e.ctx, cfg, rec, started)
+	traceparent, endSpan := e.startAttempt(rec)
+	out := send(e.ctx, cfg, rec, traceparent, started)
+	endSpan(out.status, out.reason)
 	if e.ctx.Err() != nil {
 		// Closing: the attempt was cut short and does not count; the
 		// stored record is unchanged.

@@ -56,6 +56,8 @@ type Options struct {
 	// KeepDelivered bounds the delivered messages kept for lookup; zero
 	// fields take DefaultRetention's, a negative Age keeps none.
 	KeepDelivered Retention
+	// Tracer, if set, makes a span of every attempt of a traced message.
+	Tracer Tracer
 }
 
 func (o Options) withDefaults() Options {

@@ -35,13 +35,13 @@ type outcome struct {
 
 func (o outcome) ok() bool { return o.reason == "" }
 
-// send makes one signed attempt to deliver rec. now is the attempt's
-// signing time.
-func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) outcome {
+// send makes one signed attempt to deliver rec with the trace context
+// traceparent. now is the attempt's signing time.
+func send(ctx context.Context, c *endpointConfig, rec *Record, traceparent string, now time.Time) outcome {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	req, o := request(ctx, c, rec, now)
+	req, o := request(ctx, c, rec, traceparent, now)
 	if req != nil {
 		o = exchange(c, req, now)
 		o.header = maskHeader(req.Header)
@@ -51,7 +51,7 @@ func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) ou
 }
 
 // request builds the signed request of an attempt, or says why it cannot.
-func request(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) (*http.Request, outcome) {
+func request(ctx context.Context, c *endpointConfig, rec *Record, traceparent string, now time.Time) (*http.Request, outcome) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(rec.Body))
 	if err != nil {
 		return nil, outcome{reason: ReasonRequest, detail: "building request: " + errorText(err)}
@@ -62,7 +62,7 @@ func request(ctx context.Context, c *endpointConfig, rec *Record, now time.Time)
 	for k, vs := range c.Header {
 		h[k] = slices.Clone(vs) // the signer may append; c.Header is shared
 	}
-	setTrace(h, rec)
+	setTrace(h, traceparent, rec.Tracestate)
 	if c.Scheme != nil {
 		if err := c.Scheme.Sign(h, rec.ID, now, rec.Body); err != nil {
 			return nil, outcome{reason: ReasonSign, detail: "signing: " + err.Error()}

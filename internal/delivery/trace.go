@@ -7,15 +7,35 @@ import (
 	"strings"
 )
 
-// setTrace sends the message's W3C trace context, so that the receiver's
+// Tracer makes a span of every delivery attempt of a message that carries
+// a trace context. The Caddy layer backs it with OpenTelemetry while
+// Caddy's tracing runs.
+type Tracer interface {
+	// StartAttempt starts the span of the next attempt of rec, a child of
+	// rec.Traceparent, and returns the traceparent to send (the span's)
+	// and a func that ends the span with the attempt's HTTP status (0 if
+	// none) and failure class ("" when delivered).
+	StartAttempt(rec *Record) (traceparent string, end func(status int, class string))
+}
+
+// startAttempt returns the traceparent an attempt of rec sends, and what
+// ends its span.
+func (e *Engine) startAttempt(rec *Record) (string, func(int, string)) {
+	if e.opts.Tracer == nil || rec.Traceparent == "" {
+		return rec.Traceparent, func(int, string) {}
+	}
+	return e.opts.Tracer.StartAttempt(rec)
+}
+
+// setTrace sends the attempt's W3C trace context, so that the receiver's
 // work joins the trace of the chat request the message came from.
-func setTrace(h http.Header, rec *Record) {
-	if rec.Traceparent == "" {
+func setTrace(h http.Header, traceparent, tracestate string) {
+	if traceparent == "" {
 		return
 	}
-	h.Set("traceparent", rec.Traceparent)
-	if rec.Tracestate != "" {
-		h.Set("tracestate", rec.Tracestate)
+	h.Set("traceparent", traceparent)
+	if tracestate != "" {
+		h.Set("tracestate", tracestate)
 	}
 }
 
