@@ -106,7 +106,8 @@ func TestDashboardInARealBrowser(t *testing.T) {
 	backend := newTurnBackend(t)
 	sink, healthy := switchableSink(t, http.StatusGone)
 	healthy.Store(true)
-	startChatCaddy(t, chatConfig("", fmt.Sprintf(`source openai
+	// An outbox of its own: counts start from zero.
+	startChatCaddy(t, chatConfig(filepath.Join(t.TempDir(), "outbox.db"), fmt.Sprintf(`source openai
 		webhook %s/hook {
 			name crm
 			schema chatvolt

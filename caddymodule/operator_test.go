@@ -127,7 +127,7 @@ func TestDeliveredMessageFoundByEventIDWithItsAttempts(t *testing.T) {
 func TestDisabledWebhookKeepsItsMessagesUntilEnabled(t *testing.T) {
 	backend := newTurnBackend(t)
 	sink, healthy := switchableSink(t, http.StatusServiceUnavailable)
-	startChatCaddy(t, chatConfig("", fmt.Sprintf(`source openai
+	startChatCaddy(t, chatConfig(filepath.Join(t.TempDir(), "outbox.db"), fmt.Sprintf(`source openai
 		webhook %s/hook {
 			name crm
 			schema chatvolt
