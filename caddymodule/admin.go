@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,6 +23,10 @@ func init() {
 // AdminAPI serves the delivery engine's state on Caddy's admin endpoint:
 //
 //	GET    /chat_webhooks/stats
+//	GET    /chat_webhooks/messages?state=queued|delivered|dead[&webhook=<name>][&conversation=<id>][&limit=<n>][&before=<seq>]
+//	GET    /chat_webhooks/message?id=<id>[&webhook=<name>]   (every record with that id, with payload, headers sent and attempts)
+//	POST   /chat_webhooks/enable?webhook=<name>   (after disable_after disabled it)
+//	GET    /chat_webhooks/ui/   (the dashboard)
 //	GET    /chat_webhooks/dead_letters?webhook=<name>&limit=<n>
 //	GET    /chat_webhooks/dead_letter?webhook=<name>&id=<id>
 //	POST   /chat_webhooks/replay?webhook=<name>[&id=<id>]   (no id: all of the webhook; no webhook: all)
@@ -50,6 +56,9 @@ func (a AdminAPI) Routes() []caddy.AdminRoute {
 // adminMethods is the method of each route.
 var adminMethods = map[string][]string{
 	"/chat_webhooks/stats":        {http.MethodGet},
+	"/chat_webhooks/messages":     {http.MethodGet},
+	"/chat_webhooks/message":      {http.MethodGet},
+	"/chat_webhooks/enable":       {http.MethodPost},
 	"/chat_webhooks/dead_letters": {http.MethodGet},
 	"/chat_webhooks/dead_letter":  {http.MethodGet, http.MethodDelete},
 	"/chat_webhooks/replay":       {http.MethodPost},
@@ -58,9 +67,19 @@ var adminMethods = map[string][]string{
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	if strings.HasPrefix(r.URL.Path, uiPrefix) || r.URL.Path == strings.TrimSuffix(uiPrefix, "/") {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("%s %s: the dashboard is read with GET", r.Method, r.URL.Path)}
+		}
+		if !strings.HasPrefix(r.URL.Path, uiPrefix) {
+			http.Redirect(w, r, uiPrefix, http.StatusFound)
+			return nil
+		}
+		return serveUI(w, r)
+	}
 	methods, known := adminMethods[r.URL.Path]
 	if !known {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, dead_letters, dead_letter, replay, queue and rederive", r.URL.Path)}
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such chat_webhooks route: %s; the routes are stats, messages, message, enable, dead_letters, dead_letter, replay, queue, rederive and ui/", r.URL.Path)}
 	}
 	if !slices.Contains(methods, r.Method) {
 		w.Header().Set("Allow", fmt.Sprint(methods))
@@ -78,25 +97,29 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	case "GET /chat_webhooks/stats":
 		stats, err := engine.Stats()
 		return reply(w, app.rt.stats(stats), err)
+	case "GET /chat_webhooks/messages":
+		return listMessages(w, engine, q)
+	case "GET /chat_webhooks/message":
+		return showMessage(w, engine, webhook, id)
+	case "POST /chat_webhooks/enable":
+		if webhook == "" {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("give webhook=<name>: the webhook to enable again")}
+		}
+		was, err := engine.Enable(webhook)
+		return reply(w, map[string]bool{"was_disabled": was}, err)
 	case "GET /chat_webhooks/dead_letters":
-		limit := 0
-		if s := q.Get("limit"); s != "" {
-			if limit, err = strconv.Atoi(s); err != nil || limit < 0 {
-				return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit=%q: give a number of dead letters", s)}
-			}
+		limit, err := number(q, "limit")
+		if err != nil {
+			return err
 		}
-		recs, err := engine.DeadLetters(webhook, limit)
-		views := make([]deadLetterView, len(recs))
-		for i := range recs {
-			views[i] = viewOf(recs[i])
-		}
-		return reply(w, views, err)
+		recs, err := engine.DeadLetters(webhook, int(limit))
+		return reply(w, viewsOf(recs, true), err)
 	case "GET /chat_webhooks/dead_letter":
 		if err := needIDs(webhook, id); err != nil {
 			return err
 		}
 		rec, err := engine.DeadLetter(webhook, id)
-		return reply(w, viewOf(rec), err)
+		return reply(w, viewOf(rec, true), err)
 	case "POST /chat_webhooks/replay":
 		if id != "" {
 			if err := needIDs(webhook, id); err != nil {
@@ -120,32 +143,128 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// deadLetterView is a dead letter as the admin API shows it: the payload as
-// JSON rather than base64, so that an operator can read what failed.
-type deadLetterView struct {
-	ID         string          `json:"id"`
-	Webhook    string          `json:"webhook"`
-	Lane       string          `json:"lane,omitempty"`
-	Body       json.RawMessage `json:"body"`
-	Created    time.Time       `json:"created"`
-	Attempts   int             `json:"attempts"`
-	LastStatus int             `json:"last_status,omitempty"`
-	LastError  string          `json:"last_error,omitempty"`
-	DeadAt     time.Time       `json:"dead_at"`
-	Reason     string          `json:"reason"`
+// messageView is a stored message as the admin API shows it: the payload
+// as JSON rather than base64, so that an operator can read what was sent.
+type messageView struct {
+	ID           string             `json:"id"`
+	Webhook      string             `json:"webhook"`
+	State        string             `json:"state"`
+	Seq          uint64             `json:"seq"`
+	Lane         string             `json:"lane,omitempty"`
+	Conversation string             `json:"conversation,omitempty"`
+	Body         json.RawMessage    `json:"body,omitempty"`
+	Created      time.Time          `json:"created"`
+	Attempts     int                `json:"attempts"`
+	LastStatus   int                `json:"last_status,omitempty"`
+	LastError    string             `json:"last_error,omitempty"`
+	Next         time.Time          `json:"next,omitzero"`
+	DeliveredAt  time.Time          `json:"delivered_at,omitzero"`
+	DeadAt       time.Time          `json:"dead_at,omitzero"`
+	Reason       string             `json:"reason,omitempty"`
+	Traceparent  string             `json:"traceparent,omitempty"`
+	Headers      http.Header        `json:"headers,omitempty"`
+	History      []delivery.Attempt `json:"history,omitempty"`
 }
 
-func viewOf(rec delivery.Record) deadLetterView {
-	body := json.RawMessage(rec.Body)
-	if !json.Valid(body) {
-		// Not JSON (a custom scheme's Prepare may change it): a string.
-		body, _ = json.Marshal(string(rec.Body))
+// viewOf shows rec, with its body unless it is for a list.
+func viewOf(rec delivery.Record, body bool) messageView {
+	v := messageView{
+		ID: rec.ID, Webhook: rec.Endpoint, State: rec.State(), Seq: rec.Seq, Lane: rec.Lane, Conversation: rec.Conversation,
+		Created: rec.Created, Attempts: rec.Attempts, LastStatus: rec.LastStatus, LastError: rec.LastError,
+		DeliveredAt: rec.DeliveredAt, DeadAt: rec.DeadAt, Reason: rec.Reason,
+		Traceparent: rec.Traceparent, Headers: rec.SentHeader, History: rec.History,
 	}
-	return deadLetterView{
-		ID: rec.ID, Webhook: rec.Endpoint, Lane: rec.Lane, Body: body, Created: rec.Created,
-		Attempts: rec.Attempts, LastStatus: rec.LastStatus, LastError: rec.LastError,
-		DeadAt: rec.DeadAt, Reason: rec.Reason,
+	if v.State == delivery.StateQueued {
+		v.Next = rec.Next
 	}
+	if body {
+		v.Body = json.RawMessage(rec.Body)
+		if !json.Valid(v.Body) {
+			// Not JSON (a custom scheme's Prepare may change it): a string.
+			v.Body, _ = json.Marshal(string(rec.Body))
+		}
+	}
+	return v
+}
+
+func viewsOf(recs []delivery.Record, body bool) []messageView {
+	views := make([]messageView, len(recs))
+	for i := range recs {
+		views[i] = viewOf(recs[i], body)
+	}
+	return views
+}
+
+// messagePage is one page of GET /chat_webhooks/messages.
+type messagePage struct {
+	Messages []messageView `json:"messages"`
+	// NextBefore, given as before=, fetches the next page; absent on the
+	// last one.
+	NextBefore uint64 `json:"next_before,omitempty"`
+}
+
+// defaultPage is the page size of GET /chat_webhooks/messages.
+const defaultPage = 50
+
+func listMessages(w http.ResponseWriter, engine *delivery.Engine, q url.Values) error {
+	state := q.Get("state")
+	switch state {
+	case "":
+		state = delivery.StateDelivered
+	case delivery.StateQueued, delivery.StateDelivered, delivery.StateDead:
+	default:
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("state=%q: give queued, delivered or dead", state)}
+	}
+	limit, err := number(q, "limit")
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		limit = defaultPage
+	}
+	before, err := number(q, "before")
+	if err != nil {
+		return err
+	}
+	// One more than asked tells whether there is a next page.
+	recs, err := engine.Messages(delivery.Query{State: state, Endpoint: q.Get("webhook"),
+		Conversation: q.Get("conversation"), Before: before, Limit: int(limit) + 1})
+	page := messagePage{}
+	if len(recs) > int(limit) {
+		recs = recs[:limit]
+		page.NextBefore = recs[limit-1].Seq
+	}
+	page.Messages = viewsOf(recs, false)
+	return reply(w, page, err)
+}
+
+// showMessage answers every record with id (of webhook, if given), newest
+// first: the same event goes to several webhooks under one id.
+func showMessage(w http.ResponseWriter, engine *delivery.Engine, webhook, id string) error {
+	if id == "" {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("give id=<event id>, and webhook=<name> to see one webhook's")}
+	}
+	recs, err := engine.Message(id)
+	if webhook != "" {
+		recs = slices.DeleteFunc(recs, func(r delivery.Record) bool { return r.Endpoint != webhook })
+		if err == nil && len(recs) == 0 {
+			err = fmt.Errorf("%w: %s for %q", delivery.ErrNotFound, id, webhook)
+		}
+	}
+	return reply(w, viewsOf(recs, true), err)
+}
+
+// number reads the query parameter name as a number >= 0; absent is 0.
+func number(q url.Values, name string) (uint64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 63)
+	if err != nil {
+		return 0, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("%s=%q: give a whole number", name, s)}
+	}
+	return n, nil
 }
 
 func needIDs(webhook, id string) error {

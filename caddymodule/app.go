@@ -49,6 +49,9 @@ type App struct {
 	// default: exchanges of a Caddy killed before their events were in
 	// the outbox are stored when it starts again.
 	Journal *JournalConfig `json:"journal,omitempty"`
+	// KeepDelivered bounds the delivered messages kept, with their
+	// attempts, for the admin API and the dashboard.
+	KeepDelivered *KeepDelivered `json:"keep_delivered,omitempty"`
 
 	rt     *pipeline
 	key    string
@@ -112,6 +115,27 @@ func (b *Breaker) config() delivery.BreakerConfig {
 		Window: time.Duration(b.Window), MinRequests: b.MinRequests, FailureRatio: b.FailureRatio,
 		Cooldown: time.Duration(b.Cooldown), MaxCooldown: time.Duration(b.MaxCooldown),
 	}
+}
+
+// KeepDelivered bounds the delivered messages kept for lookup, across all
+// webhooks: a message is kept for For, among the newest MaxMessages and
+// MaxBytes (stored size), the oldest deleted first. Zero fields take the
+// defaults: 1h, 1000 messages, 16 MiB. Off keeps none.
+type KeepDelivered struct {
+	Off         bool           `json:"off,omitempty"`
+	For         caddy.Duration `json:"for,omitempty"`
+	MaxMessages int            `json:"max_messages,omitempty"`
+	MaxBytes    int64          `json:"max_bytes,omitempty"`
+}
+
+func (k *KeepDelivered) retention() delivery.Retention {
+	switch {
+	case k == nil:
+		return delivery.Retention{}
+	case k.Off:
+		return delivery.Retention{Age: -1}
+	}
+	return delivery.Retention{Age: time.Duration(k.For), Count: k.MaxMessages, Bytes: k.MaxBytes}
 }
 
 // Outbox selects the event store.
@@ -178,6 +202,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxQueuedBytes: a.MaxQueuedBytes,
 		MaxDeadLetters: a.MaxDeadLetters,
 		Breaker:        a.Breaker.config(),
+		KeepDelivered:  a.KeepDelivered.retention(),
 	}
 	a.webhooks = map[string]*webhook{}
 	a.routeKeys = map[uint64]*route{}

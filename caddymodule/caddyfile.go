@@ -259,6 +259,8 @@ func parseCond(d *caddyfile.Dispenser, args []string) (transform.Cond, error) {
 //		deny_private
 //		max_concurrency <n>
 //		tls { ca <file...>; client_cert <cert> <key> }
+//		rate_limit <n>/<duration>
+//		disable_after <duration>
 //	}
 func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 	var wh Webhook
@@ -356,16 +358,24 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 				}
 				wh.Retry = append(wh.Retry, caddy.Duration(dur))
 			}
-		case "timeout":
+		case "timeout", "disable_after":
+			target, example := &wh.Timeout, "15s"
+			if opt == "disable_after" {
+				target, example = &wh.DisableAfter, "120h"
+			}
 			var s string
 			if !d.AllArgs(&s) {
 				return wh, d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return wh, d.Errf("timeout %q: write a duration such as 15s", s)
+			dur, err := positiveDuration(d, opt, s, example)
+			if err != nil {
+				return wh, err
 			}
-			wh.Timeout = caddy.Duration(dur)
+			*target = dur
+		case "rate_limit":
+			if !d.AllArgs(&wh.RateLimit) {
+				return wh, d.Errf("rate_limit <n>/<duration>, such as rate_limit 10/1s")
+			}
 		case "expect_body":
 			var s string
 			if !d.AllArgs(&s) {
@@ -599,6 +609,7 @@ func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
 //		conversation_state <entries> <ttl> | conversation_state off
 //		journal off
 //		breaker { ... }
+//		keep_delivered <duration> [<messages> [<size>]] | keep_delivered off
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -651,6 +662,12 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("journal off is the only journal option (the capture journal is on by default)")
 			}
 			app.Journal = &JournalConfig{Off: true}
+		case "keep_delivered":
+			k, err := parseKeepDelivered(d)
+			if err != nil {
+				return nil, err
+			}
+			app.KeepDelivered = k
 		case "breaker":
 			b, err := parseBreaker(d)
 			if err != nil {
@@ -683,6 +700,38 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 		return nil, d.Errf("%v", err)
 	}
 	return httpcaddyfile.App{Name: "chat_webhooks", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseKeepDelivered reads: keep_delivered <duration> [<messages> [<size>]]
+// or keep_delivered off.
+func parseKeepDelivered(d *caddyfile.Dispenser) (*KeepDelivered, error) {
+	args := d.RemainingArgs()
+	usage := d.Errf("keep_delivered <duration> [<messages> [<size>]], such as keep_delivered 24h 10000 64MiB, or keep_delivered off")
+	if len(args) == 1 && args[0] == "off" {
+		return &KeepDelivered{Off: true}, nil
+	}
+	if len(args) < 1 || len(args) > 3 {
+		return nil, usage
+	}
+	k := &KeepDelivered{}
+	dur, err := caddy.ParseDuration(args[0])
+	if err != nil || dur <= 0 {
+		return nil, usage
+	}
+	k.For = caddy.Duration(dur)
+	if len(args) > 1 {
+		if k.MaxMessages, err = strconv.Atoi(args[1]); err != nil || k.MaxMessages <= 0 {
+			return nil, usage
+		}
+	}
+	if len(args) > 2 {
+		n, err := humanize.ParseBytes(args[2])
+		if err != nil || n == 0 {
+			return nil, usage
+		}
+		k.MaxBytes = int64(n)
+	}
+	return k, nil
 }
 
 // parseBreaker reads the breaker block of the global option:

@@ -14,18 +14,28 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "chat-webhooks",
-		Usage: "stats | dead-letters [--webhook <name>] [--limit <n>] | show|delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge --webhook <name> | rederive --har <file> [--webhook <name>] | try --har <file> [--config <file> [--adapter <name>]] [--site <site>] [--json] [--user-info]",
-		Short: "Inspects the webhook outbox, replays dead letters, tries and re-derives recorded traffic",
+		Usage: "stats | messages [--state queued|delivered|dead] [--webhook <name>] [--conversation <id>] [--limit <n>] [--before <seq>] | show --id <id> [--webhook <name>] | dead-letters [--webhook <name>] [--limit <n>] | delete --webhook <name> --id <id> | replay [--webhook <name>] [--id <id>] | purge|enable --webhook <name> | rederive --har <file> [--webhook <name>] | try --har <file> [--config <file> [--adapter <name>]] [--site <site>] [--json] [--user-info] | ui [--listen <loopback:port>] [--address <admin>] [--config <file> [--adapter <name>]]",
+		Short: "Inspects the webhook outbox, replays dead letters, tries and re-derives recorded traffic, serves the dashboard",
 		Long: `
 Talks to the admin API of a running Caddy and prints JSON:
 
   caddy chat-webhooks stats
+  caddy chat-webhooks messages [--state queued|delivered|dead] [--webhook <name>] [--conversation <id>] [--limit <n>] [--before <seq>]
+  caddy chat-webhooks show   --id <id> [--webhook <name>]   # queued, delivered or dead: payload, headers sent, attempts
   caddy chat-webhooks dead-letters [--webhook <name>] [--limit <n>]
-  caddy chat-webhooks show   --webhook <name> --id <id>
   caddy chat-webhooks replay [--webhook <name>] [--id <id>]   # no id: every dead letter of the webhook
   caddy chat-webhooks delete --webhook <name> --id <id>
   caddy chat-webhooks purge  --webhook <name>   # its queued messages and dead letters
   caddy chat-webhooks rederive --har <file|-> [--webhook <name>]   # derive and enqueue recorded traffic
+  caddy chat-webhooks enable --webhook <name>   # after disable_after disabled it
+  caddy chat-webhooks ui [--listen 127.0.0.1:0]   # serves the dashboard; open the URL it prints
+
+The dashboard is also at /chat_webhooks/ui/ on the admin endpoint, but
+Caddy refuses browsers there (they send no Origin when a URL is opened):
+"ui" serves it on a loopback port and forwards its calls to the admin API.
+
+"messages" lists the newest first (delivered by default), 50 a page;
+--before <next_before of the previous page> gives the next.
 
 The admin API is found as for "caddy stop" and "caddy reload": --address,
 else the admin address of --config, else CADDY_ADMIN or localhost:2019.
@@ -49,7 +59,11 @@ masked). Nothing is sent: no delivery, and no user_info lookup unless
 			cmd.Flags().StringP("adapter", "a", "", "the adapter of --config")
 			cmd.Flags().String("webhook", "", "the webhook's name")
 			cmd.Flags().String("id", "", "the event id")
-			cmd.Flags().Int("limit", 0, "at most this many dead letters")
+			cmd.Flags().Int("limit", 0, "at most this many messages or dead letters")
+			cmd.Flags().String("state", "", "messages: queued, delivered or dead")
+			cmd.Flags().String("conversation", "", "messages: of this conversation only")
+			cmd.Flags().Uint64("before", 0, "messages: the page after this sequence number")
+			cmd.Flags().String("listen", "127.0.0.1:0", "ui: the loopback address to serve the dashboard on")
 			cmd.Flags().String("har", "", "a HAR file, or - for standard input (try, rederive)")
 			cmd.Flags().String("site", "", "the handler to try: a host of its site, an address it listens on, or a webhook name")
 			cmd.Flags().Bool("json", false, "print try's results as JSON")
@@ -63,8 +77,10 @@ masked). Nothing is sent: no delivery, and no user_info lookup unless
 // commandRoutes maps each action to its admin API route.
 var commandRoutes = map[string][2]string{
 	"stats":        {http.MethodGet, "/chat_webhooks/stats"},
+	"messages":     {http.MethodGet, "/chat_webhooks/messages"},
+	"show":         {http.MethodGet, "/chat_webhooks/message"},
+	"enable":       {http.MethodPost, "/chat_webhooks/enable"},
 	"dead-letters": {http.MethodGet, "/chat_webhooks/dead_letters"},
-	"show":         {http.MethodGet, "/chat_webhooks/dead_letter"},
 	"replay":       {http.MethodPost, "/chat_webhooks/replay"},
 	"delete":       {http.MethodDelete, "/chat_webhooks/dead_letter"},
 	"purge":        {http.MethodDelete, "/chat_webhooks/queue"},
@@ -79,19 +95,38 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	webhook, _ := flags.GetString("webhook")
 	id, _ := flags.GetString("id")
 	limit, _ := flags.GetInt("limit")
+	state, _ := flags.GetString("state")
+	conversation, _ := flags.GetString("conversation")
+	before, _ := flags.GetUint64("before")
 
 	if args[0] == "try" {
 		return runTry(cmd)
 	}
+	if args[0] == "ui" {
+		listen, _ := flags.GetString("listen")
+		addr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, configFile, adapter)
+		if err != nil {
+			return fmt.Errorf("finding the admin API: %v", err)
+		}
+		l, err := loopbackListen(listen)
+		if err != nil {
+			return err
+		}
+		return serveDashboard(l, addr, func(url string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "chat_webhooks dashboard for the admin API at %s: open %s (Ctrl-C stops it)\n", addr, url)
+		})
+	}
 	route, ok := commandRoutes[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown action %q: use stats, dead-letters, show, replay, delete, purge, rederive or try", args[0])
+		return fmt.Errorf("unknown action %q: use stats, messages, show, dead-letters, replay, delete, purge, enable, rederive, try or ui", args[0])
 	}
 	switch {
-	case (args[0] == "show" || args[0] == "delete") && (webhook == "" || id == ""):
-		return fmt.Errorf("%s needs --webhook <name> and --id <id>", args[0])
-	case args[0] == "purge" && webhook == "":
-		return fmt.Errorf("purge needs --webhook <name>")
+	case args[0] == "delete" && (webhook == "" || id == ""):
+		return fmt.Errorf("delete needs --webhook <name> and --id <id>")
+	case args[0] == "show" && id == "":
+		return fmt.Errorf("show needs --id <id>")
+	case (args[0] == "purge" || args[0] == "enable") && webhook == "":
+		return fmt.Errorf("%s needs --webhook <name>", args[0])
 	case args[0] == "replay" && id != "" && webhook == "":
 		return fmt.Errorf("replay --id needs --webhook <name> too")
 	case limit < 0:
@@ -106,6 +141,14 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))
+	}
+	if before > 0 {
+		q.Set("before", fmt.Sprint(before))
+	}
+	for k, v := range map[string]string{"state": state, "conversation": conversation} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
 	addr, err := caddycmd.DetermineAdminAPIAddress(addr, nil, configFile, adapter)
 	if err != nil {

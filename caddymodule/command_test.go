@@ -64,8 +64,13 @@ func TestChatWebhooksCommandInspectsAndReplaysDeadLetters(t *testing.T) {
 		t.Errorf("dead-letters --limit 1 printed %d:\n%s", n, out)
 	}
 	out = run("show", "--webhook", "crm", "--id", dead[1].ID)
-	if gjson.Get(out, "body.eventType").String() != "AGENT_USER_MESSAGE" || gjson.Get(out, "last_status").Int() != http.StatusBadGateway {
+	if gjson.Get(out, "0.body.eventType").String() != "AGENT_USER_MESSAGE" || gjson.Get(out, "0.last_status").Int() != http.StatusBadGateway ||
+		gjson.Get(out, "0.state").String() != "dead" || gjson.Get(out, "0.history.0.status").Int() != http.StatusBadGateway {
 		t.Errorf("show:\n%s", out)
+	}
+	out = run("messages", "--state", "dead", "--webhook", "crm", "--limit", "1")
+	if gjson.Get(out, "messages.#").Int() != 1 || gjson.Get(out, "messages.0.id").String() != dead[1].ID || !gjson.Get(out, "next_before").Exists() {
+		t.Errorf("messages --state dead --limit 1, newest first:\n%s", out)
 	}
 
 	healthy.Store(true)
@@ -91,7 +96,10 @@ func TestChatWebhooksCommandInspectsAndReplaysDeadLetters(t *testing.T) {
 		want string
 	}{
 		{[]string{"show", "--webhook", "crm", "--id", dead[1].ID}, "404"},
-		{[]string{"show", "--webhook", "crm"}, "needs --webhook <name> and --id <id>"},
+		{[]string{"show", "--webhook", "crm"}, "needs --id <id>"},
+		{[]string{"delete", "--webhook", "crm"}, "needs --webhook <name> and --id <id>"},
+		{[]string{"enable"}, "needs --webhook <name>"},
+		{[]string{"enable", "--webhook", "nope"}, "404"},
 		{[]string{"replay", "--id", "evt_x"}, "needs --webhook"},
 		{[]string{"explode"}, "unknown action"},
 	} {

@@ -66,6 +66,11 @@ func newTurnBackend(t *testing.T) *httptest.Server {
 // and reads the whole answer. It returns the status, or an error if the
 // request did not complete.
 func chatTurn(client *http.Client, port int, conv, content string) (int, error) {
+	return sendTurn(client, turnRequest(port, conv, content))
+}
+
+// turnRequest builds the request of one turn, for a test to add headers.
+func turnRequest(port int, conv, content string) *http.Request {
 	body, _ := json.Marshal(map[string]any{
 		"model":    "gpt-test",
 		"messages": []any{map[string]any{"role": "user", "content": content}},
@@ -73,6 +78,11 @@ func chatTurn(client *http.Client, port int, conv, content string) (int, error) 
 	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://localhost:%d/v1/chat/completions", port), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Conversation-Id", conv)
+	return req
+}
+
+// sendTurn sends a turn's request and reads the whole answer.
+func sendTurn(client *http.Client, req *http.Request) (int, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatwebhooks/chatwebhooks/transform"
 )
@@ -246,7 +247,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.route.record.add(ex)
 		}
 		if wanted {
-			h.rt.submit(h.route, ex)
+			h.rt.submit(h.route, ex, trace.SpanFromContext(r.Context()))
 		}
 	}()
 	err := next.ServeHTTP(respCap, r)

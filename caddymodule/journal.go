@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/journal"
@@ -89,7 +91,8 @@ func (rt *pipeline) replay(a *App) {
 		}
 		metrics.queued.Inc()
 		metrics.journalReplayed.Inc()
-		rt.queue <- job{route: route, ex: &r.Record.Exchange, ticket: r.Ticket, replayed: true}
+		// Its request's span is long gone: a no-op one.
+		rt.queue <- job{route: route, ex: &r.Record.Exchange, ticket: r.Ticket, replayed: true, span: trace.SpanFromContext(context.Background())}
 	}
 	rt.recovered = nil
 	if len(orphans) > 0 {

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,12 @@ const (
 	maxLookupTimeout    = time.Minute
 	maxLookupCache      = 24 * time.Hour
 	maxBreakerPeriod    = 24 * time.Hour
+	maxKeepDelivered    = 365 * 24 * time.Hour
+	maxKeptMessages     = 10_000_000
+	maxKeptBytes        = 64 << 30
+	maxRate             = 1_000_000
+	maxRatePeriod       = 24 * time.Hour
+	maxDisableAfter     = 365 * 24 * time.Hour
 )
 
 // inRange checks that a number option is unset (0, the default) or in
@@ -92,6 +99,15 @@ func (a *App) check() error {
 			return err
 		}
 	}
+	if k := a.KeepDelivered; k != nil {
+		if err := firstError(
+			durationIn("keep_delivered", k.For, maxKeepDelivered, "24h"),
+			inRange("keep_delivered messages", k.MaxMessages, maxKeptMessages, "1000"),
+			inRange("keep_delivered size", k.MaxBytes, maxKeptBytes, "16777216 (16MiB)"),
+		); err != nil {
+			return err
+		}
+	}
 	if b := a.Breaker; b != nil {
 		if b.FailureRatio < 0 || b.FailureRatio > 1 {
 			return fmt.Errorf("breaker failure_ratio %g: write a share between 0 and 1, such as 0.7", b.FailureRatio)
@@ -147,8 +163,29 @@ func (wh *Webhook) check() error {
 			return err
 		}
 	}
+	_, _, err := wh.rate()
 	return firstError(
 		durationIn("timeout", wh.Timeout, maxTimeout, "15s"),
 		inRange("max_concurrency", wh.MaxConcurrency, maxConcurrencyLimit, "10"),
+		durationIn("disable_after", wh.DisableAfter, maxDisableAfter, "120h"),
+		err,
 	)
+}
+
+// rate reads RateLimit, "<n>/<duration>" such as 10/1s; empty is no limit.
+func (wh *Webhook) rate() (int, time.Duration, error) {
+	if wh.RateLimit == "" {
+		return 0, 0, nil
+	}
+	bad := fmt.Errorf("rate_limit %q: write <n>/<duration> with n up to %d and a duration up to %s, such as 10/1s or 600/1m", wh.RateLimit, maxRate, maxRatePeriod)
+	ns, ds, ok := strings.Cut(wh.RateLimit, "/")
+	n, err := strconv.Atoi(ns)
+	if !ok || err != nil || n <= 0 || n > maxRate {
+		return 0, 0, bad
+	}
+	d, err := caddy.ParseDuration(ds)
+	if err != nil || d <= 0 || d > maxRatePeriod || d/time.Duration(n) <= 0 {
+		return 0, 0, bad
+	}
+	return n, d, nil
 }

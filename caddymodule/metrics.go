@@ -32,6 +32,7 @@ var metrics = struct {
 	spooled          prometheus.Gauge
 	forwarded        prometheus.Counter
 	forwardLag       prometheus.Histogram
+	disabled         *prometheus.GaugeVec
 }{
 	queued: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
@@ -83,6 +84,10 @@ var metrics = struct {
 		Help:    "Time from the end of the proxied exchange to NATS acknowledging the message (outbox nats).",
 		Buckets: latencyBuckets,
 	}),
+	disabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "webhook_disabled",
+		Help: "1 while a webhook is disabled because every attempt failed for disable_after.",
+	}, []string{"webhook", "schema"}),
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200}
@@ -97,7 +102,7 @@ func counter(name, help string, labels ...string) *prometheus.CounterVec {
 func collectors() []prometheus.Collector {
 	return []prometheus.Collector{metrics.queued, metrics.exchangesDropped, metrics.trafficProblems, metrics.eventsDerived, metrics.userInfoFailures,
 		metrics.enqueued, metrics.delivered, metrics.failed, metrics.retried, metrics.dropped, metrics.deadLettered,
-		metrics.queueDepth, metrics.latency, metrics.journalSkipped, metrics.journalReplayed, metrics.journalTornTails, metrics.spooled, metrics.forwarded, metrics.forwardLag}
+		metrics.queueDepth, metrics.latency, metrics.journalSkipped, metrics.journalReplayed, metrics.journalTornTails, metrics.spooled, metrics.forwarded, metrics.forwardLag, metrics.disabled}
 }
 
 // registerMetrics adds the collectors to a configuration's registry; a
@@ -150,4 +155,13 @@ func (deliveryObserver) QueueDepth(webhook, schema string, depth int) {
 // stay, as Prometheus counters do.
 func (deliveryObserver) Removed(webhook, schema string) {
 	metrics.queueDepth.DeleteLabelValues(webhook, schema)
+	metrics.disabled.DeleteLabelValues(webhook, schema)
+}
+
+func (deliveryObserver) Disabled(webhook, schema string, disabled bool) {
+	v := 0.0
+	if disabled {
+		v = 1
+	}
+	metrics.disabled.WithLabelValues(webhook, schema).Set(v)
 }

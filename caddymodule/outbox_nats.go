@@ -257,7 +257,7 @@ func (rt *pipeline) openNATS(a *App) error {
 		c.Close()
 		return err
 	}
-	shared.Deliver(engine)
+	shared.Attach(engine)
 	// Give NATS a moment, so that the first events after a start see the
 	// shared conversation state; without it they are spooled and use this
 	// instance's memory until it answers.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
@@ -44,6 +46,7 @@ type job struct {
 	// replayed jobs come from the journal at start: they wait for room
 	// in their shard rather than being dropped.
 	replayed bool
+	span     trace.Span // the request's span in Caddy's tracing; a no-op one without
 }
 
 // batch is the events of one exchange that belong to one shard.
@@ -52,6 +55,7 @@ type batch struct {
 	end    time.Time
 	events []transform.Event
 	res    *resolution // nil for an exchange without a journal record
+	trace  traceContext
 }
 
 // pipeline is the part of the module that outlives a configuration: the
@@ -73,6 +77,9 @@ type pipeline struct {
 	logger *zap.Logger
 	queue  chan job
 	shards []chan batch
+	// tracing makes spans of derivations and delivery attempts while
+	// Caddy's tracing runs.
+	tracing tracing
 
 	// mu orders the configurations' Start and Stop.
 	mu sync.Mutex
@@ -215,7 +222,9 @@ func (rt *pipeline) open(a *App) error {
 		}
 		store, rt.backing = bolt, boltBacking{bolt.KeyValues("conversations")}
 	}
-	engine, err := delivery.New(store, a.opts)
+	opts := a.opts
+	opts.Tracer = &rt.tracing
+	engine, err := delivery.New(store, opts)
 	if err != nil {
 		store.Close()
 		return err
@@ -319,14 +328,14 @@ func (rt *pipeline) stopState() {
 // submit journals an exchange and hands it to the pipeline without ever
 // blocking: when the queue is full the exchange is dropped, counted and
 // logged.
-func (rt *pipeline) submit(r *route, ex *transform.Exchange) {
+func (rt *pipeline) submit(r *route, ex *transform.Exchange, span trace.Span) {
 	if rt.stopped.Load() {
 		metrics.exchangesDropped.WithLabelValues("shutting_down").Inc()
 		return
 	}
 	t := rt.record(r, ex)
 	select {
-	case rt.queue <- job{route: r, ex: ex, ticket: t}:
+	case rt.queue <- job{route: r, ex: ex, ticket: t, span: span}:
 		metrics.queued.Inc()
 		rt.dropLogged.Store(false)
 	default:
@@ -368,7 +377,11 @@ func (rt *pipeline) sequence() {
 // derive turns one exchange into events and hands them to their shards.
 func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
-	out := j.route.deriver.Derive(j.ex)
+	var out transform.Outcome
+	tc := rt.tracing.derive(requestTrace(j.ex), j.span, func(span trace.Span) {
+		out = j.route.deriver.Derive(j.ex)
+		span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
+	})
 	for _, p := range out.Problems {
 		metrics.trafficProblems.WithLabelValues(p).Inc()
 	}
@@ -391,7 +404,7 @@ func (rt *pipeline) derive(j job) {
 		if res != nil {
 			res.remaining.Store(1)
 		}
-		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, res: res}, j.replayed)
+		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, res: res, trace: tc}, j.replayed)
 		return
 	}
 	byShard := map[int][]transform.Event{}
@@ -407,7 +420,7 @@ func (rt *pipeline) derive(j job) {
 		res.remaining.Store(int32(len(order)))
 	}
 	for _, i := range order {
-		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], res: res}, j.replayed)
+		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], res: res, trace: tc}, j.replayed)
 	}
 }
 
@@ -520,6 +533,7 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 		metrics.eventsDerived.WithLabelValues(ev.Type).Inc()
 		for _, wh := range b.route.webhooks {
 			for _, m := range wh.messages(ev, b.end) {
+				b.trace.stamp(&m.Message)
 				msgs = append(msgs, m.Message)
 			}
 		}

@@ -67,6 +67,14 @@ type Webhook struct {
 	// Redact lists payload paths (gjson/sjson syntax) removed before the
 	// payload is stored, e.g. userEmail or payload.from.
 	Redact []string `json:"redact,omitempty"`
+	// RateLimit spaces deliveries evenly, "<n>/<duration>" such as 10/1s:
+	// messages wait their turn in the outbox, none is dropped.
+	RateLimit string `json:"rate_limit,omitempty"`
+	// DisableAfter disables the webhook once every attempt has failed for
+	// this long (Svix uses 5 days): nothing more is attempted and its
+	// messages are kept until it is enabled again through the admin API.
+	// Default off.
+	DisableAfter caddy.Duration `json:"disable_after,omitempty"`
 }
 
 // WebhookTLS configures HTTPS to one receiver.
@@ -153,7 +161,7 @@ func (w *webhook) messages(ev *transform.Event, created time.Time) []message {
 		}
 		out[k] = message{Event: p.Event, Message: delivery.Message{
 			ID: id, Endpoint: w.endpoint.Name, Identity: w.endpoint.Identity, Settings: &w.endpoint,
-			Lane: w.lane(ev), Body: p.Body, Created: created,
+			Lane: w.lane(ev), Body: p.Body, Created: created, Conversation: ev.Get("conversation.id").String(),
 		}}
 	}
 	return out
@@ -198,7 +206,9 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 		MaxConcurrency: wh.MaxConcurrency,
 		DenyPrivate:    wh.DenyPrivate,
 		Ordered:        wh.Ordering != "none",
+		DisableAfter:   time.Duration(wh.DisableAfter),
 	}
+	ep.RateLimit, ep.RatePeriod, _ = wh.rate() // checked above
 	if wh.TLS != nil {
 		if ep.TLS, err = wh.TLS.config(); err != nil {
 			return nil, err

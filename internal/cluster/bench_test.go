@@ -134,7 +134,7 @@ func benchNATS(b *testing.B, nodes []*server.Server, replicas, rate int) {
 	obs := &latencies{}
 	st := c.NewStore()
 	engine, _ := delivery.New(st, delivery.Options{Observer: obs})
-	st.Deliver(engine)
+	st.Attach(engine)
 	in := &instance{c: c, forwarder: fw, engine: engine, store: st}
 	defer in.stop()
 	engine.Apply([]delivery.Endpoint{endpoint(benchReceiver(b))})

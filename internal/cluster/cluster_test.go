@@ -104,7 +104,7 @@ func startInstanceFailover(t *testing.T, srv *server.Server, ep delivery.Endpoin
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Deliver(engine)
+	st.Attach(engine)
 	if err := engine.Apply([]delivery.Endpoint{ep}); err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestThreeReplicasSurviveALostNode(t *testing.T) {
 	}
 	st := c.NewStore()
 	engine, _ := delivery.New(st, delivery.Options{})
-	st.Deliver(engine)
+	st.Attach(engine)
 	in := &instance{c: c, forwarder: fw, engine: engine, store: st}
 	t.Cleanup(in.stop)
 	select {

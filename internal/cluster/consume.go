@@ -33,9 +33,9 @@ type servings struct {
 	kick    chan struct{}
 }
 
-// Deliver starts feeding pulled messages to e, an Engine over s, and
+// Attach starts feeding pulled messages to e, an Engine over s, and
 // renewing the deadlines of what it holds. Serve says which webhooks.
-func (s *Store) Deliver(e *delivery.Engine) {
+func (s *Store) Attach(e *delivery.Engine) {
 	s.engine = e
 	s.done.Add(2)
 	go s.reconcile()

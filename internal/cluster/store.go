@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -278,14 +279,50 @@ func (s *Store) BuryPending(seqs []uint64, reason string, at time.Time, _ int) (
 	return 0, errors.Join(errs...)
 }
 
-// Body returns a held message's body.
-func (s *Store) Body(seq uint64) ([]byte, error) {
+// Load returns a held message's record.
+func (s *Store) Load(seq uint64) (*delivery.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h := s.held[seq]; h != nil {
-		return h.rec.Body, nil
+		rec := h.rec
+		return &rec, nil
 	}
 	return nil, delivery.ErrNoPending
+}
+
+// Deliver acknowledges a delivered message, as Delete does: the shared
+// outbox keeps no delivered history (keep_delivered applies to bbolt).
+func (s *Store) Deliver(rec *delivery.Record, _ delivery.Retention, done func(error)) {
+	s.Delete(rec.Seq, done)
+}
+
+// Scan lists the messages this instance holds (StateQueued) or the shared
+// dead letters (StateDead), newest first; the shared outbox keeps no
+// delivered ones.
+func (s *Store) Scan(state, endpoint string, fn func(*delivery.Record) bool) error {
+	var recs []delivery.Record
+	switch state {
+	case delivery.StateQueued:
+		s.mu.Lock()
+		for _, h := range s.held {
+			if endpoint == "" || h.rec.Endpoint == endpoint {
+				recs = append(recs, h.rec)
+			}
+		}
+		s.mu.Unlock()
+		slices.SortFunc(recs, func(a, b delivery.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	case delivery.StateDead:
+		var err error
+		if recs, err = s.DeadLetters(endpoint, 0); err != nil {
+			return err
+		}
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if !fn(&recs[i]) {
+			break
+		}
+	}
+	return nil
 }
 
 // Pending returns nothing: what an earlier run held is delivered again by

@@ -12,9 +12,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// TestStoreBody checks that a store returns the body of a pending record
-// only, as stored, across a reopen and a Save.
-func TestStoreBody(t *testing.T) {
+// TestStoreLoad checks that a store loads a pending record only, with its
+// body as stored, across a reopen and a Save.
+func TestStoreLoad(t *testing.T) {
 	for _, kind := range storeKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			s, reopen := kind.open(t)
@@ -28,47 +28,33 @@ func TestStoreBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			s = reopen()
-			if got, err := s.Body(a.Seq); err != nil || !bytes.Equal(got, []byte(`{"id":"a"}`)) {
-				t.Errorf("Body(a) = %q, %v", got, err)
+			if got, err := s.Load(a.Seq); err != nil || !bytes.Equal(got.Body, []byte(`{"id":"a"}`)) || got.LastError != "HTTP 500" {
+				t.Errorf("Load(a) = %+v, %v", got, err)
 			}
-			if got, err := s.Body(b.Seq); err != nil || len(got) != 0 {
-				t.Errorf("Body(b) = %q, %v, want empty", got, err)
+			if got, err := s.Load(b.Seq); err != nil || len(got.Body) != 0 {
+				t.Errorf("Load(b) = %+v, %v, want an empty body", got, err)
 			}
 			if err := deleteNow(s, a.Seq); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Body(a.Seq); !errors.Is(err, ErrNoPending) {
-				t.Errorf("Body of a deleted record: %v, want ErrNoPending", err)
+			if _, err := s.Load(a.Seq); !errors.Is(err, ErrNoPending) {
+				t.Errorf("Load of a deleted record: %v, want ErrNoPending", err)
 			}
 		})
 	}
 }
 
-func TestDecodeBody(t *testing.T) {
-	r := rec("e", "a")
-	r.Seq, r.Attempts, r.LastStatus, r.LastError, r.Next = 7, 2, 503, "HTTP 503", r.Created.Add(5)
-	enc := encodeRecord(r)
-	if got, err := decodeBody(enc); err != nil || !bytes.Equal(got, r.Body) {
-		t.Fatalf("decodeBody = %q, %v", got, err)
-	}
-	for n := range len(enc) - 1 {
-		if _, err := decodeBody(enc[:n]); err == nil {
-			t.Errorf("decodeBody of %d of %d bytes: no error", n, len(enc))
-		}
-	}
-}
-
-// flakyBodies fails Body while fail is set.
+// flakyBodies fails Load while fail is set.
 type flakyBodies struct {
 	Store
 	fail atomic.Bool
 }
 
-func (s *flakyBodies) Body(seq uint64) ([]byte, error) {
+func (s *flakyBodies) Load(seq uint64) (*Record, error) {
 	if s.fail.Load() {
 		return nil, errBadRecord
 	}
-	return s.Store.Body(seq)
+	return s.Store.Load(seq)
 }
 
 // TestUnreadableBodyStaysQueued checks that a message whose body cannot be

@@ -3,13 +3,16 @@ package delivery
 import (
 	"encoding/binary"
 	"errors"
+	"net/http"
 	"time"
 )
 
 // recordVersion leads every encoded record so that the format can change
 // without misreading old outboxes. Version 2 added Identity; version 1
-// records read with an empty one.
-const recordVersion = 2
+// records read with an empty one. Version 3 appended, after the body,
+// Conversation, the trace context, DeliveredAt, SentHeader and History;
+// older records read without them.
+const recordVersion = 3
 
 var errBadRecord = errors.New("delivery: corrupt stored record")
 
@@ -22,18 +25,47 @@ func encodeRecord(r *Record) []byte {
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
 	b = binary.AppendUvarint(b, uint64(r.LastStatus))
 	for _, t := range []time.Time{r.Created, r.Next, r.DeadAt} {
-		var n int64
-		if !t.IsZero() {
-			n = t.UnixNano()
-		}
-		b = binary.AppendVarint(b, n)
+		b = appendTime(b, t)
 	}
 	for _, s := range []string{r.ID, r.Endpoint, r.Lane, r.LastError, r.Reason, r.Identity} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+		b = appendString(b, s)
 	}
-	b = binary.AppendUvarint(b, uint64(len(r.Body)))
-	return append(b, r.Body...)
+	b = appendString(b, string(r.Body))
+	for _, s := range []string{r.Conversation, r.Traceparent, r.Tracestate} {
+		b = appendString(b, s)
+	}
+	b = appendTime(b, r.DeliveredAt)
+	b = binary.AppendUvarint(b, uint64(len(r.SentHeader)))
+	for k, vs := range r.SentHeader {
+		b = appendString(b, k)
+		b = binary.AppendUvarint(b, uint64(len(vs)))
+		for _, v := range vs {
+			b = appendString(b, v)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.History)))
+	for _, a := range r.History {
+		b = appendTime(b, a.At)
+		b = binary.AppendVarint(b, int64(a.Duration))
+		b = binary.AppendUvarint(b, uint64(a.Status))
+		for _, s := range []string{a.Class, a.Error, a.Response} {
+			b = appendString(b, s)
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	return binary.AppendVarint(b, n)
 }
 
 // decoder reads what encodeRecord wrote; the first error sticks.
@@ -42,8 +74,9 @@ type decoder struct {
 	err error
 }
 
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
+// number reads one varint with read (binary.Uvarint or binary.Varint).
+func number[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
+	v, n := read(d.b)
 	if n <= 0 {
 		d.err = errBadRecord
 		return 0
@@ -52,13 +85,12 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+func (d *decoder) uvarint() uint64 { return number(d, binary.Uvarint) }
+
+func (d *decoder) varint() int64 { return number(d, binary.Varint) }
+
 func (d *decoder) time() time.Time {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errBadRecord
-		return time.Time{}
-	}
-	d.b = d.b[n:]
+	v := d.varint()
 	if v == 0 {
 		return time.Time{}
 	}
@@ -79,34 +111,27 @@ func (d *decoder) field() []byte {
 	return v
 }
 
-// openRecord starts decoding an encoded record: a decoder past its version
-// byte, failed if the version is unknown, and the number of strings before
-// the body in that version.
-func openRecord(b []byte) (*decoder, int) {
-	if len(b) == 0 {
-		return &decoder{err: errBadRecord}, 0
-	}
-	n, ok := stringFields(b[0])
-	if !ok {
-		return &decoder{err: errBadRecord}, 0
-	}
-	return &decoder{b: b[1:]}, n
-}
-
 // stringFields is the number of length-prefixed strings before the body in
 // each record version.
 func stringFields(version byte) (int, bool) {
 	switch version {
 	case 1:
 		return 5, true
-	case recordVersion:
+	case 2, recordVersion:
 		return 6, true
 	}
 	return 0, false
 }
 
 func decodeRecord(b []byte) (*Record, error) {
-	d, n := openRecord(b)
+	if len(b) == 0 {
+		return nil, errBadRecord
+	}
+	n, ok := stringFields(b[0])
+	if !ok {
+		return nil, errBadRecord
+	}
+	d := &decoder{b: b[1:]}
 	r := &Record{}
 	r.Seq = d.uvarint()
 	r.Attempts = int(d.uvarint())
@@ -116,28 +141,53 @@ func decodeRecord(b []byte) (*Record, error) {
 		*s = string(d.field())
 	}
 	r.Body = append([]byte(nil), d.field()...)
+	if b[0] >= 3 {
+		d.extras(r)
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
 	return r, nil
 }
 
-// decodeBody returns a copy of the body of an encoded record, skipping the
-// other fields.
-func decodeBody(b []byte) ([]byte, error) {
-	d, n := openRecord(b)
-	d.uvarint()   // Seq
-	d.uvarint()   // Attempts
-	d.uvarint()   // LastStatus
-	d.time()      // Created
-	d.time()      // Next
-	d.time()      // DeadAt
-	for range n { // ID, Endpoint, Lane, LastError, Reason[, Identity]
-		d.field()
+// extras reads what version 3 appended after the body.
+func (d *decoder) extras(r *Record) {
+	for _, s := range []*string{&r.Conversation, &r.Traceparent, &r.Tracestate} {
+		*s = string(d.field())
 	}
-	body := append([]byte(nil), d.field()...)
-	if d.err != nil {
-		return nil, d.err
+	r.DeliveredAt = d.time()
+	if n := d.count(); n > 0 {
+		r.SentHeader = make(http.Header, n)
+		for range n {
+			k := string(d.field())
+			vs := make([]string, d.count())
+			for i := range vs {
+				vs[i] = string(d.field())
+			}
+			r.SentHeader[k] = vs
+		}
 	}
-	return body, nil
+	if n := d.count(); n > 0 {
+		r.History = make([]Attempt, n)
+		for i := range r.History {
+			a := &r.History[i]
+			a.At = d.time()
+			a.Duration = time.Duration(d.varint())
+			a.Status = int(d.uvarint())
+			for _, s := range []*string{&a.Class, &a.Error, &a.Response} {
+				*s = string(d.field())
+			}
+		}
+	}
+}
+
+// count reads a number of items, each at least one byte long: a count
+// beyond what is left is corrupt, not a reason to allocate.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = errBadRecord
+		return 0
+	}
+	return int(n)
 }

@@ -38,7 +38,7 @@ func (e *Engine) dispatch() {
 		}
 	}
 	for _, st := range e.endpoints {
-		if st.cfg == nil {
+		if st.cfg == nil || !st.health.disabledAt.IsZero() {
 			continue
 		}
 		for e.busy < e.opts.Workers && st.inflight < st.cfg.MaxConcurrency {
@@ -50,11 +50,16 @@ func (e *Engine) dispatch() {
 				later(next)
 				break
 			}
+			if turn := st.limiter.wait(now); !turn.IsZero() {
+				later(turn)
+				break
+			}
 			ok, until := st.breaker.allow(now)
 			if !ok {
 				later(until)
 				break
 			}
+			st.limiter.take(now)
 			e.start(st, st.take())
 		}
 	}
@@ -95,13 +100,16 @@ const bodyRetry = time.Minute
 // flight.
 func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *entry) {
 	defer e.attempts.Done()
-	body, err := e.store.Body(en.seq)
+	rec, err := e.store.Load(en.seq)
 	if err != nil {
 		e.unreadable(st, l, en, err)
 		return
 	}
-	rec := en.record(st.name, body)
-	out := send(e.ctx, cfg, rec, e.clock.Now())
+	en.fill(rec)
+	started := e.clock.Now()
+	traceparent, endSpan := e.startAttempt(rec)
+	out := send(e.ctx, cfg, rec, traceparent, started)
+	endSpan(out.status, out.reason)
 	if e.ctx.Err() != nil {
 		// Closing: the attempt was cut short and does not count; the
 		// stored record is unchanged.
@@ -115,6 +123,9 @@ func (e *Engine) attempt(st *endpointState, cfg *endpointConfig, l *lane, en *en
 	e.mu.Lock()
 	retire := en.retire // set by Commit or Purge during the attempt
 	e.mu.Unlock()
+	rec.addAttempt(Attempt{At: started, Duration: out.took, Status: out.status, Class: out.reason,
+		Error: out.detail, Response: out.response})
+	rec.SentHeader = out.header
 	v := e.settle(cfg, rec, out, now, retire)
 
 	e.mu.Lock()
@@ -166,8 +177,7 @@ func (e *Engine) retireLate(rec *Record, schema, reason string, now time.Time, k
 	}
 }
 
-// unreadable handles a pending message whose body the store could not
-// read: it is neither sent nor dropped nor dead-lettered, and its stored
+// unreadable handles a pending message that the store could not read: it is neither sent nor dropped nor dead-lettered, and its stored
 // record is left untouched (a Save would rewrite it without the body). It
 // stays pending, holding its lane, and is tried again after bodyRetry; each
 // failure is logged, at most once per bodyRetry per message. The attempt
@@ -212,7 +222,8 @@ type verdict struct {
 func (v verdict) done() bool { return v.out.ok() || v.dead != "" || v.purged }
 
 // settle records an attempt on rec and writes the consequence to the store:
-// delete when delivered (or purged meanwhile), bury when there is nothing
+// keep it among the delivered when delivered, delete it when purged
+// meanwhile, bury when there is nothing
 // left to try or its webhook was removed meanwhile (retire), else save the
 // next attempt's time so that a restart keeps the schedule. The lane moves
 // on once a delete is queued, not committed (see Store.Delete).
@@ -221,8 +232,17 @@ func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.
 	rec.Attempts++
 	rec.LastStatus = out.status
 	name, id := rec.Endpoint, rec.ID
-	if out.ok() || v.purged {
-		e.store.Delete(rec.Seq, func(err error) { e.wrote(name, id, err) })
+	wrote := func(err error) { e.wrote(name, id, err) }
+	switch {
+	case v.purged:
+		e.store.Delete(rec.Seq, wrote)
+		return v
+	case out.ok():
+		rec.DeliveredAt = now
+		e.mu.Lock() // Tune may change the retention
+		keep := e.opts.KeepDelivered
+		e.mu.Unlock()
+		e.store.Deliver(rec, keep, wrote)
 		return v
 	}
 	rec.LastError = out.detail
@@ -261,6 +281,7 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 	var logs []func()
 	add := func(f func()) { logs = append(logs, f) }
 	if out.ok() {
+		st.health.succeeded(now)
 		e.obs.Delivered(name, schema, now.Sub(rec.Created))
 		if len(st.logged) > 0 {
 			clear(st.logged)
@@ -268,6 +289,17 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 		}
 	} else {
 		e.obs.Failed(name, schema, out.reason, out.status)
+		var disableAfter time.Duration
+		if st.cfg != nil {
+			disableAfter = st.cfg.DisableAfter
+		}
+		if st.health.failedAt(now, out.detail, disableAfter) {
+			e.obs.Disabled(name, schema, true)
+			add(func() {
+				e.log.Warn("webhook disabled: every attempt failed for disable_after; its messages are kept until it is enabled again",
+					"endpoint", name, "disable_after", disableAfter, "error", out.detail)
+			})
+		}
 		if st.firstTime("fail:" + out.reason) {
 			add(func() {
 				e.log.Warn("webhook delivery failing", "endpoint", name, "reason", out.reason,
@@ -283,6 +315,7 @@ func (e *Engine) report(st *endpointState, cfg *endpointConfig, rec *Record, v v
 				})
 			}
 		} else if !v.purged {
+			st.health.retried++
 			e.obs.Retried(name, schema)
 		}
 	}

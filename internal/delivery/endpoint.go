@@ -65,6 +65,15 @@ type Endpoint struct {
 	// TLS configures HTTPS (custom CAs, a client certificate for mTLS).
 	// nil means the system roots, with verification.
 	TLS *tls.Config
+	// RateLimit and RatePeriod space attempts evenly, at most RateLimit
+	// per RatePeriod; messages wait their turn, none is dropped. Zero
+	// means no limit.
+	RateLimit  int
+	RatePeriod time.Duration
+	// DisableAfter disables the endpoint once every attempt has failed for
+	// this long: nothing more is attempted, its messages stay queued, and
+	// Engine.Enable resumes it. Zero never disables.
+	DisableAfter time.Duration
 }
 
 const (
@@ -99,8 +108,11 @@ func newEndpointConfig(ep Endpoint) (*endpointConfig, error) {
 			return nil, fail("%w", &DeniedAddressError{Addr: ip.Unmap()})
 		}
 	}
-	if ep.Timeout < 0 || ep.MaxConcurrency < 0 {
-		return nil, fail("timeout and max concurrency must not be negative")
+	if ep.Timeout < 0 || ep.MaxConcurrency < 0 || ep.DisableAfter < 0 {
+		return nil, fail("timeout, max concurrency and disable_after must not be negative")
+	}
+	if ep.RateLimit < 0 || (ep.RateLimit > 0) != (ep.RatePeriod > 0) || ep.RateLimit > 0 && ep.RatePeriod/time.Duration(ep.RateLimit) <= 0 {
+		return nil, fail("rate limit must be a positive number per positive duration, e.g. 10/1s")
 	}
 	if slices.ContainsFunc(ep.Retry, func(d time.Duration) bool { return d < 0 }) {
 		return nil, fail("retry delays must not be negative")

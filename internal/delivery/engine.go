@@ -57,6 +57,11 @@ type Options struct {
 	MaxDeadLetters int
 	// Breaker tunes the circuit breaker of every endpoint.
 	Breaker BreakerConfig
+	// KeepDelivered bounds the delivered messages kept for lookup; zero
+	// fields take DefaultRetention's, a negative Age keeps none.
+	KeepDelivered Retention
+	// Tracer, if set, makes a span of every attempt of a traced message.
+	Tracer Tracer
 }
 
 func (o Options) withDefaults() Options {
@@ -82,6 +87,16 @@ func (o Options) withDefaults() Options {
 		o.MaxDeadLetters = 10_000
 	}
 	o.Breaker = o.Breaker.withDefaults()
+	d := DefaultRetention()
+	if o.KeepDelivered.Age == 0 {
+		o.KeepDelivered.Age = d.Age
+	}
+	if o.KeepDelivered.Count == 0 {
+		o.KeepDelivered.Count = d.Count
+	}
+	if o.KeepDelivered.Bytes == 0 {
+		o.KeepDelivered.Bytes = d.Bytes
+	}
 	return o
 }
 
@@ -192,7 +207,9 @@ func (e *Engine) SetEndpoint(ep Endpoint) error {
 func (e *Engine) set(cfg *endpointConfig) {
 	st := e.state(cfg.Name)
 	if st.cfg != nil && st.cfg.URL != cfg.URL {
+		// Another receiver: what the old one did says nothing about it.
 		st.breaker = newBreaker(e.opts.Breaker)
+		st.health.disabledAt, st.health.failingSince = time.Time{}, time.Time{}
 	}
 	st.configure(cfg)
 	e.obs.QueueDepth(st.name, st.schema, st.queued)
@@ -294,8 +311,8 @@ func (e *Engine) Commit() error {
 	return errors.Join(errs...)
 }
 
-// Tune applies o's Workers, MaxQueued, MaxQueuedBytes, MaxDeadLetters and
-// Breaker to the running engine, as a configuration reload does; zero
+// Tune applies o's Workers, MaxQueued, MaxQueuedBytes, MaxDeadLetters,
+// Breaker and KeepDelivered to the running engine, as a configuration reload does; zero
 // fields take the defaults, and Clock, Observer and Logger stay as New set
 // them. Messages already queued are kept even above a lowered cap.
 func (e *Engine) Tune(o Options) {
@@ -303,7 +320,7 @@ func (e *Engine) Tune(o Options) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.opts.Workers, e.opts.MaxQueued, e.opts.MaxQueuedBytes = o.Workers, o.MaxQueued, o.MaxQueuedBytes
-	e.opts.MaxDeadLetters, e.opts.Breaker = o.MaxDeadLetters, o.Breaker
+	e.opts.MaxDeadLetters, e.opts.Breaker, e.opts.KeepDelivered = o.MaxDeadLetters, o.Breaker, o.KeepDelivered
 	for _, st := range e.endpoints {
 		st.breaker.retune(o.Breaker)
 	}
@@ -525,6 +542,26 @@ type EndpointStats struct {
 	DeadLetters int `json:"dead_letters"`
 	// Breaker is BreakerClosed, BreakerOpen or BreakerHalfOpen.
 	Breaker string `json:"breaker"`
+	// Delivered, Failed and Retried count, since the engine started,
+	// delivered messages, failed attempts, and failed messages scheduled
+	// for another attempt.
+	Delivered int64 `json:"delivered"`
+	Failed    int64 `json:"failed"`
+	Retried   int64 `json:"retried"`
+	// LastSuccess and LastFailure are the ends of the last delivered and
+	// failed attempts; LastError describes the last failure.
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastFailure *time.Time `json:"last_failure,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	// RateLimit is the configured rate, e.g. "10/1s"; RateLimitedUntil,
+	// when a message is waiting for its turn, is when that turn comes.
+	RateLimit        string     `json:"rate_limit,omitempty"`
+	RateLimitedUntil *time.Time `json:"rate_limited_until,omitempty"`
+	// FailingSince is the first failed attempt since the last success.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// DisabledAt is when DisableAfter disabled the endpoint; absent while
+	// it is enabled.
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 }
 
 // Stats is a snapshot of the engine.
@@ -547,6 +584,7 @@ type Stats struct {
 // from the store; an error reading them is returned along with the rest.
 func (e *Engine) Stats() (Stats, error) {
 	dead, err := e.store.DeadCounts()
+	now := e.clock.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := Stats{Queued: e.queued, QueuedBytes: e.queuedBytes, InFlight: e.busy, Endpoints: map[string]EndpointStats{}}
@@ -554,14 +592,28 @@ func (e *Engine) Stats() (Stats, error) {
 		if st.cfg == nil {
 			continue
 		}
-		s.Endpoints[name] = EndpointStats{
-			Schema:      st.schema,
-			Queued:      st.queued,
-			InFlight:    st.inflight,
-			Lanes:       len(st.lanes),
-			DeadLetters: dead[name],
-			Breaker:     st.breaker.state,
+		h := st.health
+		es := EndpointStats{
+			Schema:       st.schema,
+			Queued:       st.queued,
+			InFlight:     st.inflight,
+			Lanes:        len(st.lanes),
+			DeadLetters:  dead[name],
+			Breaker:      st.breaker.state,
+			Delivered:    h.delivered,
+			Failed:       h.failed,
+			Retried:      h.retried,
+			LastSuccess:  timeOrNil(h.lastSuccess),
+			LastFailure:  timeOrNil(h.lastFailure),
+			LastError:    h.lastError,
+			RateLimit:    st.limiter.String(),
+			FailingSince: timeOrNil(h.failingSince),
+			DisabledAt:   timeOrNil(h.disabledAt),
 		}
+		if st.queued > st.inflight {
+			es.RateLimitedUntil = timeOrNil(st.limiter.wait(now))
+		}
+		s.Endpoints[name] = es
 	}
 	for name, n := range dead {
 		if _, ok := s.Endpoints[name]; !ok && n > 0 {
@@ -572,4 +624,12 @@ func (e *Engine) Stats() (Stats, error) {
 		}
 	}
 	return s, err
+}
+
+// timeOrNil leaves out a zero time from JSON.
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

@@ -299,7 +299,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// failingWrites fails Save and Delete, without writing, while fail is set.
+// failingWrites fails Save and Deliver, without writing, while fail is set.
 type failingWrites struct {
 	Store
 	fail atomic.Bool
@@ -314,12 +314,12 @@ func (s *failingWrites) Save(rec *Record) error {
 	return s.Store.Save(rec)
 }
 
-func (s *failingWrites) Delete(seq uint64, done func(error)) {
+func (s *failingWrites) Deliver(rec *Record, keep Retention, done func(error)) {
 	if s.fail.Load() {
 		done(errDiskBroken)
 		return
 	}
-	s.Store.Delete(seq, done)
+	s.Store.Deliver(rec, keep, done)
 }
 
 // TestLogsStoreFailuresOnceUntilTheyStop checks that failing writes, saves

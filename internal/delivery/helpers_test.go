@@ -153,6 +153,13 @@ func (r *recorder) DeadLettered(ep, _ string, reason string, n int) {
 }
 func (r *recorder) QueueDepth(string, string, int) {}
 func (r *recorder) Removed(ep, _ string)           { r.add("removed:"+ep, 1) }
+func (r *recorder) Disabled(ep, _ string, disabled bool) {
+	if disabled {
+		r.add("disabled:"+ep, 1)
+	} else {
+		r.add("enabled:"+ep, 1)
+	}
+}
 
 // testScheme signs with HMAC-SHA256 over id.ts.body, and compacts JSON in
 // Prepare so that tests can tell the prepared body from the original.

@@ -36,13 +36,12 @@ func newEntry(r *Record) *entry {
 	}
 }
 
-// record rebuilds the pending Record of endpoint with body.
-func (en *entry) record(endpoint string, body []byte) *Record {
-	return &Record{
-		Message: Message{ID: en.id, Endpoint: endpoint, Identity: en.identity, Lane: en.lane, Body: body, Created: en.created},
-		Seq:     en.seq, Attempts: en.attempts, Next: en.next,
-		LastStatus: en.lastStatus, LastError: en.lastError,
-	}
+// fill sets on rec, loaded from the store, what memory holds: the identity
+// it is bound to (chosen when the stored one was empty) and its schedule
+// (moved on when the store could not be read).
+func (en *entry) fill(rec *Record) {
+	rec.Identity, rec.Attempts, rec.Next = en.identity, en.attempts, en.next
+	rec.LastStatus, rec.LastError = en.lastStatus, en.lastError
 }
 
 // laneKey names a lane within an endpoint. An ordered endpoint keys lanes by
@@ -122,7 +121,9 @@ type endpointState struct {
 	// logged holds the log keys already written since the last success, so
 	// that a failing receiver costs one log line per reason, not one per
 	// attempt.
-	logged map[string]bool
+	logged  map[string]bool
+	health  health
+	limiter limiter
 }
 
 // heldConfig is the configuration of one identity and how many pending
@@ -145,6 +146,7 @@ func (s *endpointState) configure(cfg *endpointConfig) {
 		return
 	}
 	s.schema = cfg.Schema
+	s.limiter.set(cfg.RateLimit, cfg.RatePeriod)
 	if h := s.held[cfg.Identity]; h != nil {
 		// Same identity, other settings (retries, timeout...): they apply
 		// to what is queued.

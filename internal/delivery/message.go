@@ -1,6 +1,9 @@
 package delivery
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // Message is one webhook to deliver.
 type Message struct {
@@ -30,6 +33,12 @@ type Message struct {
 	// Created is when the event happened; delivery latency is measured
 	// from it. Zero means the time of Enqueue.
 	Created time.Time
+	// Conversation is the chat conversation the message is about, for
+	// looking messages up; unlike Lane it is set on unordered endpoints too.
+	Conversation string
+	// Traceparent and Tracestate are the W3C trace context sent with
+	// every attempt, so that the receiver's trace joins the chat request's.
+	Traceparent, Tracestate string
 }
 
 // Record is a Message as the Store keeps it: pending while it has a
@@ -53,4 +62,25 @@ type Record struct {
 	// Reason says why it became a dead letter: ReasonGone,
 	// ReasonExhausted, ReasonRemoved or ReasonChanged.
 	Reason string
+	// DeliveredAt is when the receiver acknowledged it; set on the
+	// delivered messages kept for lookup (Options.KeepDelivered).
+	DeliveredAt time.Time
+	// History holds the last attempts, oldest first, at most
+	// maxHistory of them.
+	History []Attempt
+	// SentHeader holds the headers of the last attempt, with every value
+	// that may be a secret masked (see maskHeader).
+	SentHeader http.Header
+}
+
+// State names where a record is: queued (pending), delivered (kept after
+// delivery for lookup) or dead (a dead letter).
+func (r *Record) State() string {
+	switch {
+	case !r.DeliveredAt.IsZero():
+		return StateDelivered
+	case !r.DeadAt.IsZero():
+		return StateDead
+	}
+	return StateQueued
 }

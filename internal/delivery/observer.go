@@ -30,6 +30,9 @@ type Observer interface {
 	// Removed reports that endpoint is no longer configured: its series
 	// can go.
 	Removed(endpoint, schema string)
+	// Disabled reports that endpoint was disabled (Endpoint.DisableAfter)
+	// or, with disabled false, re-enabled by Engine.Enable.
+	Disabled(endpoint, schema string, disabled bool)
 }
 
 // NopObserver ignores every event. Embed it in an Observer to stay
@@ -59,6 +62,9 @@ func (NopObserver) QueueDepth(string, string, int) {}
 
 // Removed does nothing.
 func (NopObserver) Removed(string, string) {}
+
+// Disabled does nothing.
+func (NopObserver) Disabled(string, string, bool) {}
 
 // Reasons passed to Observer.Failed, Dropped and DeadLettered, and stored in
 // Record.Reason for dead letters.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,28 +28,56 @@ type outcome struct {
 	reason     string // empty when delivered
 	detail     string // for Record.LastError and logs: no URL, headers or body
 	retryAfter time.Duration
+	took       time.Duration // real time: it measures a socket
+	response   string        // the start of the response body, for the history
+	header     http.Header   // what was sent, masked
 }
 
 func (o outcome) ok() bool { return o.reason == "" }
 
-// send makes one signed attempt to deliver rec. now is the attempt's
-// signing time.
-func send(ctx context.Context, c *endpointConfig, rec *Record, now time.Time) outcome {
+// send makes one signed attempt to deliver rec with the trace context
+// traceparent. now is the attempt's signing time.
+func send(ctx context.Context, c *endpointConfig, rec *Record, traceparent string, now time.Time) outcome {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
+	req, o := request(ctx, c, rec, traceparent, now)
+	if req != nil {
+		o = exchange(c, req, now)
+		o.header = maskHeader(req.Header)
+	}
+	o.took = time.Since(start)
+	return o
+}
+
+// request builds the signed request of an attempt, or says why it cannot.
+func request(ctx context.Context, c *endpointConfig, rec *Record, traceparent string, now time.Time) (*http.Request, outcome) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(rec.Body))
 	if err != nil {
-		return outcome{reason: ReasonRequest, detail: "building request: " + errorText(err)}
+		return nil, outcome{reason: ReasonRequest, detail: "building request: " + errorText(err)}
 	}
 	if err := attemptHeader(req.Header, &c.Endpoint, rec.ID, now, rec.Body); err != nil {
-		return outcome{reason: ReasonSign, detail: "signing: " + err.Error()}
+		return nil, outcome{reason: ReasonSign, detail: "signing: " + err.Error()}
 	}
+	setTrace(req.Header, traceparent, rec.Tracestate)
+	return req, outcome{}
+}
+
+// exchange sends req and classifies the answer.
+func exchange(c *endpointConfig, req *http.Request, now time.Time) outcome {
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return failure(err, c.Timeout)
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	o := classify(c, resp, body, readErr, now)
+	o.response = strings.ToValidUTF8(string(body[:min(len(body), maxResponseKept)]), "")
+	return o
+}
+
+// classify turns a response into an outcome.
+func classify(c *endpointConfig, resp *http.Response, body []byte, readErr error, now time.Time) outcome {
 	st := resp.StatusCode
 	switch {
 	case st >= 200 && st < 300:

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// ErrNotFound is returned for a dead letter that does not exist.
-var ErrNotFound = errors.New("delivery: no such dead letter")
+// ErrNotFound is returned for a dead letter or message that does not
+// exist.
+var ErrNotFound = errors.New("delivery: no such message")
 
 // ErrNoPending is returned by Store.Body for a record that is not pending.
 var ErrNoPending = errors.New("delivery: no such pending message")
@@ -43,10 +44,22 @@ type Store interface {
 	// endpoint's dead letters to keep as Bury does; seqs no longer pending
 	// are skipped.
 	BuryPending(seqs []uint64, reason string, at time.Time, keep int) (trimmed int, err error)
-	// Body returns the body of a pending record. The Engine keeps pending
-	// records in memory without their bodies and reads each when an
-	// attempt is due.
-	Body(seq uint64) ([]byte, error)
+	// Deliver replaces the pending record rec.Seq by rec, delivered
+	// (DeliveredAt set), among the delivered messages kept for lookup,
+	// then deletes the oldest of those beyond keep, as of rec.DeliveredAt.
+	// Like Delete, it may return before the write is durable and call done
+	// from its committer.
+	Deliver(rec *Record, keep Retention, done func(error))
+	// Load returns a pending record with its body and history. The Engine
+	// keeps pending records in memory without them and loads each when an
+	// attempt is due; ErrNoPending if it is not pending.
+	Load(seq uint64) (*Record, error)
+	// Scan calls fn with the records in state (StateQueued, StateDelivered
+	// or StateDead), of endpoint only if it is not empty, newest (highest
+	// Seq) first, until fn returns false; a persistent store may give the
+	// dead letters of all endpoints endpoint by endpoint instead. fn may
+	// keep the records.
+	Scan(state, endpoint string, fn func(*Record) bool) error
 	// Pending returns all pending records in Seq order.
 	Pending() ([]*Record, error)
 	// DeadLetters returns up to limit dead letters of endpoint (all

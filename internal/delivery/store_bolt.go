@@ -19,7 +19,12 @@ var (
 	bucketDead    = []byte("dead")       // endpoint, seq → record
 	bucketDeadID  = []byte("dead_id")    // endpoint, id → seq
 	bucketDeadN   = []byte("dead_count") // endpoint → count
+	// Delivered messages kept for lookup, and their count and size.
+	bucketDelivered     = []byte("delivered")      // seq → record
+	bucketDeliveredSize = []byte("delivered_size") // "count", "bytes" → n
 )
+
+const keyCount, keyBytes = "count", "bytes"
 
 // maxBatch bounds one group commit so that a flood of writers does not make
 // a single transaction unboundedly large.
@@ -58,7 +63,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 		return nil, fmt.Errorf("delivery: opening outbox %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketPending, bucketDead, bucketDeadID, bucketDeadN} {
+		for _, name := range [][]byte{bucketPending, bucketDead, bucketDeadID, bucketDeadN, bucketDelivered, bucketDeliveredSize} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -141,15 +146,15 @@ func endpointPrefix(endpoint string) []byte {
 	return append(binary.AppendUvarint(nil, uint64(len(endpoint))), endpoint...)
 }
 
-func putCount(b *bolt.Bucket, endpoint string, n int) error {
+func putCount(b *bolt.Bucket, key string, n int) error {
 	if n <= 0 {
-		return b.Delete([]byte(endpoint))
+		return b.Delete([]byte(key))
 	}
-	return b.Put([]byte(endpoint), binary.BigEndian.AppendUint64(nil, uint64(n)))
+	return b.Put([]byte(key), binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
-func getCount(b *bolt.Bucket, endpoint string) int {
-	if v := b.Get([]byte(endpoint)); len(v) == 8 {
+func getCount(b *bolt.Bucket, key string) int {
+	if v := b.Get([]byte(key)); len(v) == 8 {
 		return int(binary.BigEndian.Uint64(v))
 	}
 	return 0
@@ -279,20 +284,100 @@ func putDead(tx *bolt.Tx, rec *Record, v []byte, keep int) (int, error) {
 	return trimmed, putCount(counts, rec.Endpoint, n)
 }
 
-// Body reads from a read transaction, which does not wait for the
-// committer: a lookup in the mmap and one copy of the body.
-func (s *BoltStore) Body(seq uint64) ([]byte, error) {
-	var body []byte
+// Deliver queues the move for the next group commit, without waiting for
+// it (see Store.Delete).
+func (s *BoltStore) Deliver(rec *Record, keep Retention, done func(error)) {
+	var v []byte
+	if !keep.off() {
+		v = encodeRecord(rec)
+	}
+	err := s.submit(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketPending).Delete(seqKey(rec.Seq)); err != nil {
+			return err
+		}
+		return keepDelivered(tx, rec.Seq, v, keep, rec.DeliveredAt)
+	}, done)
+	if err != nil {
+		done(err)
+	}
+}
+
+// keepDelivered stores v, a delivered record (none if nil), then deletes
+// the oldest delivered records beyond keep as of now.
+func keepDelivered(tx *bolt.Tx, seq uint64, v []byte, keep Retention, now time.Time) error {
+	b, meta := tx.Bucket(bucketDelivered), tx.Bucket(bucketDeliveredSize)
+	n, sum := getCount(meta, keyCount), int64(getCount(meta, keyBytes))
+	if v != nil {
+		if err := b.Put(seqKey(seq), v); err != nil {
+			return err
+		}
+		n, sum = n+1, sum+int64(len(v))
+	}
+	c := b.Cursor()
+	for k, old := c.First(); k != nil; k, old = c.First() {
+		if n <= keep.Count && sum <= keep.Bytes {
+			r, err := decodeRecord(old)
+			if err != nil {
+				return err
+			}
+			if !keep.expired(r.DeliveredAt, now) {
+				break
+			}
+		}
+		n, sum = n-1, sum-int64(len(old))
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	if err := putCount(meta, keyCount, n); err != nil {
+		return err
+	}
+	return putCount(meta, keyBytes, int(sum))
+}
+
+// Load reads from a read transaction, which does not wait for the
+// committer.
+func (s *BoltStore) Load(seq uint64) (*Record, error) {
+	var r *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPending).Get(seqKey(seq))
 		if v == nil {
 			return ErrNoPending
 		}
 		var err error
-		body, err = decodeBody(v)
+		r, err = decodeRecord(v)
 		return err
 	})
-	return body, err
+	return r, err
+}
+
+// Scan reads from one read transaction, newest first except for the dead
+// letters of all endpoints, which go endpoint by endpoint.
+func (s *BoltStore) Scan(state, endpoint string, fn func(*Record) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var b *bolt.Bucket
+		switch state {
+		case StateQueued:
+			b = tx.Bucket(bucketPending)
+		case StateDelivered:
+			b = tx.Bucket(bucketDelivered)
+		case StateDead:
+			return eachDead(tx, endpoint, func(_ []byte, r *Record) bool { return fn(r) })
+		default:
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			r, err := decodeRecord(v)
+			if err != nil {
+				return err
+			}
+			if (endpoint == "" || r.Endpoint == endpoint) && !fn(r) {
+				return nil
+			}
+		}
+		return nil
+	})
 }
 
 func (s *BoltStore) Pending() ([]*Record, error) {
@@ -413,11 +498,17 @@ func (s *BoltStore) Revive(endpoint, id, identity string) (*Record, error) {
 func (s *BoltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 	var out []*Record
 	err := s.update(func(tx *bolt.Tx) error {
-		keys, recs, err := collectDead(tx, endpoint)
+		out = nil
+		var keys [][]byte
+		err := eachDead(tx, endpoint, func(k []byte, r *Record) bool {
+			keys = append(keys, bytes.Clone(k))
+			out = append(out, r)
+			return true
+		})
 		if err != nil {
 			return err
 		}
-		out = recs
+		// Collected first: deleting under a moving bolt cursor skips keys.
 		for i, r := range out {
 			if err := unbury(tx, keys[i], r); err != nil {
 				return err
@@ -429,17 +520,6 @@ func (s *BoltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 		return nil
 	})
 	return out, err
-}
-
-// collectDead returns the dead letters of endpoint and their keys, collected
-// before any is changed: deleting under a moving bolt cursor skips keys.
-func collectDead(tx *bolt.Tx, endpoint string) (keys [][]byte, recs []*Record, err error) {
-	err = eachDead(tx, endpoint, func(k []byte, r *Record) bool {
-		keys = append(keys, bytes.Clone(k))
-		recs = append(recs, r)
-		return true
-	})
-	return keys, recs, err
 }
 
 func (s *BoltStore) Forget(endpoint, id string) error {
@@ -455,11 +535,17 @@ func (s *BoltStore) Forget(endpoint, id string) error {
 func (s *BoltStore) ForgetAll(endpoint string) (int, error) {
 	var n int
 	err := s.update(func(tx *bolt.Tx) error {
-		keys, recs, err := collectDead(tx, endpoint)
+		n = 0
+		var keys [][]byte
+		var recs []*Record
+		err := eachDead(tx, endpoint, func(k []byte, r *Record) bool {
+			keys = append(keys, bytes.Clone(k))
+			recs = append(recs, r)
+			return true
+		})
 		if err != nil {
 			return err
 		}
-		n = 0
 		for i, r := range recs {
 			if err := unbury(tx, keys[i], r); err != nil {
 				return err

@@ -14,7 +14,11 @@ type memoryStore struct {
 	seq     uint64
 	pending map[uint64]*Record
 	dead    map[string][]*Record // per endpoint, in Seq order
-	closed  bool
+	// delivered are the delivered messages kept, in delivery order, and
+	// the sum of their sizes.
+	delivered      []*Record
+	deliveredBytes int64
+	closed         bool
 }
 
 // NewMemoryStore returns a Store that keeps messages in memory only: they
@@ -110,7 +114,37 @@ func (s *memoryStore) putDead(rec *Record, keep int) int {
 	return trimmed
 }
 
-func (s *memoryStore) Body(seq uint64) ([]byte, error) {
+// Deliver keeps rec at once and calls done before it returns.
+func (s *memoryStore) Deliver(rec *Record, keep Retention, done func(error)) {
+	err := s.lock()
+	if err != nil {
+		done(err)
+		return
+	}
+	delete(s.pending, rec.Seq)
+	if !keep.off() {
+		c := *rec
+		s.delivered = append(s.delivered, &c)
+		s.deliveredBytes += recordSize(&c)
+	}
+	n := 0
+	for ; n < len(s.delivered); n++ {
+		r := s.delivered[n]
+		if len(s.delivered)-n <= keep.Count && s.deliveredBytes <= keep.Bytes && !keep.expired(r.DeliveredAt, rec.DeliveredAt) {
+			break
+		}
+		s.deliveredBytes -= recordSize(r)
+	}
+	s.delivered = slices.Delete(s.delivered, 0, n)
+	s.mu.Unlock()
+	done(nil)
+}
+
+// recordSize is what a kept record counts against Retention.Bytes: its
+// encoded size, as the bolt store counts it.
+func recordSize(r *Record) int64 { return int64(len(encodeRecord(r))) }
+
+func (s *memoryStore) Load(seq uint64) (*Record, error) {
 	if err := s.lock(); err != nil {
 		return nil, err
 	}
@@ -119,7 +153,41 @@ func (s *memoryStore) Body(seq uint64) ([]byte, error) {
 	if !ok {
 		return nil, ErrNoPending
 	}
-	return r.Body, nil
+	c := *r
+	c.History = slices.Clone(r.History)
+	return &c, nil
+}
+
+func (s *memoryStore) Scan(state, endpoint string, fn func(*Record) bool) error {
+	if err := s.lock(); err != nil {
+		return err
+	}
+	var list []*Record
+	switch state {
+	case StateQueued:
+		list = slices.Collect(maps.Values(s.pending))
+	case StateDelivered:
+		list = s.delivered
+	case StateDead:
+		for _, name := range s.endpoints(endpoint) {
+			list = append(list, s.dead[name]...)
+		}
+	}
+	var out []*Record
+	for _, r := range list {
+		if endpoint == "" || r.Endpoint == endpoint {
+			c := *r
+			out = append(out, &c)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Record) int { return cmpSeqDesc(a.Seq, b.Seq) })
+	for _, r := range out {
+		if !fn(r) {
+			break
+		}
+	}
+	return nil
 }
 
 func (s *memoryStore) Pending() ([]*Record, error) {
