@@ -14,30 +14,34 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
+	"github.com/chatwebhooks/chatwebhooks/internal/enrich"
+	"github.com/chatwebhooks/chatwebhooks/internal/event"
 )
 
 // route is one handler's compiled configuration: how its exchanges become
 // events and where those go. Jobs carry their route, so a handler of an old
 // configuration that still serves a long stream keeps its own settings.
 type route struct {
-	deriver  *transform.Deriver
-	enricher *transform.Enricher // nil without user_info
+	deriver  *derive.Deriver
+	enricher *enrich.Enricher // nil without user_info
 	webhooks []*webhook
 	logger   *zap.Logger
 }
 
 type job struct {
 	route *route
-	ex    *transform.Exchange
+	ex    *capture.Exchange
 }
 
 // batch is the events of one exchange that belong to one shard.
 type batch struct {
 	route  *route
 	end    time.Time
-	events []transform.Event
+	events []event.Event
 }
 
 // pipeline is the part of the module that outlives a configuration: the
@@ -90,7 +94,7 @@ type pipeline struct {
 	overflowLogged atomic.Bool
 }
 
-type stateHolder struct{ store transform.StateStore }
+type stateHolder struct{ store convstate.Store }
 
 func newPipeline(ob Outbox, queueSize, workers int, logger *zap.Logger) *pipeline {
 	rt := &pipeline{outbox: ob, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
@@ -209,7 +213,7 @@ func (rt *pipeline) commit() {
 	}
 }
 
-// Get implements transform.StateStore with the current conversation
+// Get implements convstate.Store with the current conversation
 // memory.
 func (rt *pipeline) Get(key string) []byte {
 	if s := rt.state.Load().store; s != nil {
@@ -218,7 +222,7 @@ func (rt *pipeline) Get(key string) []byte {
 	return nil
 }
 
-// Put implements transform.StateStore with the current conversation
+// Put implements convstate.Store with the current conversation
 // memory.
 func (rt *pipeline) Put(key string, attrs []byte) {
 	if s := rt.state.Load().store; s != nil {
@@ -241,8 +245,8 @@ func (rt *pipeline) useState(cs *ConversationState) {
 	if cfg.Off {
 		return
 	}
-	mem := transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
-	var store transform.StateStore = mem
+	mem := convstate.NewMemory(cfg.Entries, time.Duration(cfg.TTL))
+	var store convstate.Store = mem
 	if rt.stateKV != nil {
 		durable := newDurableState(mem, rt.stateKV, time.Duration(cfg.TTL), rt.logger)
 		store, rt.closeState = durable, durable.close
@@ -260,7 +264,7 @@ func (rt *pipeline) stopState() {
 
 // submit hands an exchange to the pipeline without ever blocking: when the
 // queue is full the exchange is dropped, counted and logged.
-func (rt *pipeline) submit(r *route, ex *transform.Exchange) {
+func (rt *pipeline) submit(r *route, ex *capture.Exchange) {
 	if rt.stopped.Load() {
 		metrics.exchangesDropped.WithLabelValues("shutting_down").Inc()
 		return
@@ -322,7 +326,7 @@ func (rt *pipeline) derive(j job) {
 		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events})
 		return
 	}
-	byShard := map[int][]transform.Event{}
+	byShard := map[int][]event.Event{}
 	var order []int
 	for _, ev := range out.Events {
 		i := rt.shardOf(&ev)
@@ -353,7 +357,7 @@ func (rt *pipeline) hand(i int, b batch) {
 }
 
 // shardOf keeps every event of a conversation on one shard.
-func (rt *pipeline) shardOf(ev *transform.Event) int {
+func (rt *pipeline) shardOf(ev *event.Event) int {
 	key := ev.Get("conversation.id").Raw
 	if key == "" {
 		key = ev.ID
@@ -410,7 +414,7 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 		}
 		metrics.eventsDerived.WithLabelValues(ev.Type).Inc()
 		for _, wh := range b.route.webhooks {
-			payloads := wh.shape(ev)
+			payloads := wh.shaper.Shape(ev)
 			for k, p := range payloads {
 				id := ev.ID
 				if len(payloads) > 1 {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
 	"github.com/chatwebhooks/chatwebhooks/internal/presetcases"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // Every preset case of transform/testdata/presets/cases.json, sent through
@@ -40,7 +40,7 @@ func TestPresetsThroughCaddyYieldExactEvents(t *testing.T) {
 	}))
 	defer backend.Close()
 	rcv := newReceiver(t)
-	chat := fmt.Sprintf("source %s\n\t\twebhook %s/hook {\n\t\t\tordering none\n\t\t}", strings.Join(transform.PresetNames(), " "), rcv.URL)
+	chat := fmt.Sprintf("source %s\n\t\twebhook %s/hook {\n\t\t\tordering none\n\t\t}", strings.Join(derive.PresetNames(), " "), rcv.URL)
 	// The plain port's site has the same module but no upstream, for the
 	// exchanges where the backend is down.
 	load := func(state string) {
