@@ -20,12 +20,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
-// goldenTime is the seed 003 example date, so that campaign payloads match
-// the seed byte for byte.
+// goldenTime is the campaign chatbot documentation's example date, so that
+// campaign payloads match its examples byte for byte.
 var goldenTime = time.Date(2024, 6, 18, 23, 22, 36, 560e6, time.UTC)
 
-// richData knows every field, with the seeds' example values where they
-// have them (seed 004's message, browser and account). Events of every
+// richData knows every field, with the platforms' documented example values
+// where they have them (Chatwoot's message, browser and account). Events of every
 // type are built from it, so that a schema leaving a field out of an event
 // is the schema's choice, never a gap in the data.
 const richData = `{
@@ -83,7 +83,7 @@ var perType = map[string]string{
 type goldenCase struct {
 	schema, name, typ string
 	data              string // event data; empty means richData with perType
-	seed              string // the seed's example payload, byte for byte, when it gives one
+	documented        string // the platform documentation's example payload, byte for byte, when it gives one
 }
 
 func goldenCases() []goldenCase {
@@ -94,7 +94,7 @@ func goldenCases() []goldenCase {
 		}
 	}
 	const noise = `"account": {"id": 1}, "contact": {"name": "John Doe"}, "agent": {"id": "agent_abc123", "name": "Bot"}`
-	chatzuri := []struct{ channel, fields, seed string }{
+	chatzuri := []struct{ channel, fields, documented string }{
 		{"whatsapp", `"contact": {"phone": "+1234567890"}, "message": {"content": "Hello, I need help with my order"}`,
 			`{"eventType":"message.received","channel":"whatsapp","agentId":"agent_abc123","payload":{"from":"+1234567890","message":"Hello, I need help with my order","conversationId":"conv_xyz"}}`},
 		{"telegram", `"contact": {"platform_id": "123456789", "username": "john_doe"}, "message": {"content": "What are your opening hours?"}`,
@@ -112,22 +112,22 @@ func goldenCases() []goldenCase {
 	}
 	for _, c := range chatzuri {
 		data := mergeJSON(`{`+noise+`}`, `{"channel": "`+c.channel+`", "conversation": {"id": "conv_xyz"}, `+c.fields+`}`)
-		cases = append(cases, goldenCase{schema: "chatzuri", name: event.MessageReceived + "." + c.channel, typ: event.MessageReceived, data: data, seed: c.seed})
+		cases = append(cases, goldenCase{schema: "chatzuri", name: event.MessageReceived + "." + c.channel, typ: event.MessageReceived, data: data, documented: c.documented})
 	}
 	webReply := mergeJSON(`{`+noise+`}`, `{"channel": "web", "conversation": {"id": "conv_xyz"}, "widget": {"session_id": "session_abc", "page_url": "https://yoursite.com/pricing"},
 		"message": {"content": "Hi, I need help!"}, "reply": {"content": "Sure, what do you need?"}}`)
 	return append(cases,
 		goldenCase{schema: "chatzuri", name: event.MessageReplied, typ: event.MessageReplied, data: webReply,
-			seed: `{"eventType":"message.received","channel":"web","agentId":"agent_abc123","payload":{"sessionId":"session_abc","message":"Hi, I need help!","conversationId":"conv_xyz","pageUrl":"https://yoursite.com/pricing"}}`},
+			documented: `{"eventType":"message.received","channel":"web","agentId":"agent_abc123","payload":{"sessionId":"session_abc","message":"Hi, I need help!","conversationId":"conv_xyz","pageUrl":"https://yoursite.com/pricing"}}`},
 		goldenCase{schema: "chatzuri", name: event.LeadSubmitted, typ: event.LeadSubmitted,
-			data: `{"channel": "web", "agent": {"id": "agent_abc123"}, "conversation": {"id": "conv_xyz"}, "contact": {"email": "john@example.com", "name": "John Doe", "phone": "+1234567890"}}`,
-			seed: `{"eventType":"lead.submit","agentId":"agent_abc123","payload":{"conversationId":"conv_xyz","customerEmail":"john@example.com","customerName":"John Doe","customerPhone":"+1234567890"}}`},
+			data:       `{"channel": "web", "agent": {"id": "agent_abc123"}, "conversation": {"id": "conv_xyz"}, "contact": {"email": "john@example.com", "name": "John Doe", "phone": "+1234567890"}}`,
+			documented: `{"eventType":"lead.submit","agentId":"agent_abc123","payload":{"conversationId":"conv_xyz","customerEmail":"john@example.com","customerName":"John Doe","customerPhone":"+1234567890"}}`},
 		goldenCase{schema: "campaign", name: event.CampaignResponse, typ: event.CampaignResponse,
-			data: `{"campaign": {"id": 13010, "label": "Welcome Message", "response": "John Doe"}, "contact": {"phone": "+525500000000", "name": "John"}, "message": {"content": "John Doe"}}`,
-			seed: `{"campaignId":"13010","label":"Welcome Message","phoneNumber":"+525500000000","date":"2024-06-18T23:22:36.560Z","response":"John Doe"}`},
+			data:       `{"campaign": {"id": 13010, "label": "Welcome Message", "response": "John Doe"}, "contact": {"phone": "+525500000000", "name": "John"}, "message": {"content": "John Doe"}}`,
+			documented: `{"campaignId":"13010","label":"Welcome Message","phoneNumber":"+525500000000","date":"2024-06-18T23:22:36.560Z","response":"John Doe"}`},
 		goldenCase{schema: "campaign", name: event.CampaignOption, typ: event.CampaignOption,
-			data: `{"campaign": {"id": "13010", "label": "Welcome Message", "option": "One month", "keyword": "1"}, "contact": {"phone": "+525500000000"}, "message": {"created_at": 1718753174206}}`,
-			seed: `{"campaignId":"13010","label":"Welcome Message","option":"One month","keyword":1,"phoneNumber":"+525500000000","date":"2024-06-18T23:26:14.206Z"}`},
+			data:       `{"campaign": {"id": "13010", "label": "Welcome Message", "option": "One month", "keyword": "1"}, "contact": {"phone": "+525500000000"}, "message": {"created_at": 1718753174206}}`,
+			documented: `{"campaignId":"13010","label":"Welcome Message","option":"One month","keyword":1,"phoneNumber":"+525500000000","date":"2024-06-18T23:26:14.206Z"}`},
 	)
 }
 
@@ -232,22 +232,23 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestSeedExamples renders the seeds' own example values and wants the
-// seeds' own example payloads, byte for byte (order included).
-func TestSeedExamples(t *testing.T) {
+// TestPlatformDocumentationExamples renders the platforms' own documented
+// example values and wants their documented example payloads, byte for byte
+// (order included).
+func TestPlatformDocumentationExamples(t *testing.T) {
 	for _, c := range goldenCases() {
-		if c.seed == "" {
+		if c.documented == "" {
 			continue
 		}
 		t.Run(c.schema+"/"+c.name, func(t *testing.T) {
-			if got := string(c.render(t)[0].Body); got != c.seed {
-				t.Errorf("\n got %s\nwant %s", got, c.seed)
+			if got := string(c.render(t)[0].Body); got != c.documented {
+				t.Errorf("\n got %s\nwant %s", got, c.documented)
 			}
 		})
 	}
 }
 
-// The seeds' documented structures, as data. A spec is a type name
+// The platforms' documented structures, as data. A spec is a type name
 // ("string", "number", "integer", "boolean", "null", "object" for any
 // object, "[string]" for an array of strings, or "a|b"), an obj whose keys
 // must be exactly those given (a key ending in "?" may be absent), a
@@ -271,9 +272,9 @@ func join(parts ...obj) obj {
 	return out
 }
 
-// chatvoltSpecs follows seed 000's "Attribute Details & Conditional
+// chatvoltSpecs follows ChatVolt's "Attribute Details & Conditional
 // Inclusion" list literally: every attribute group is included for
-// exactly the events the seed names for it.
+// exactly the events ChatVolt's documentation names for it.
 func chatvoltSpecs() map[string]obj {
 	core := obj{"eventType": "string", "conversationId": "string", "agentId": "string", "agentName": "string", "channel": "string",
 		"conversationStatus": "string", "conversationPriority": "string", "isAiEnabled": "boolean", "organizationId": "string"}
@@ -303,7 +304,7 @@ func chatvoltSpecs() map[string]obj {
 	return specs
 }
 
-// voxsigSpecs is seed 002's objects and events.
+// voxsigSpecs is Voxsig's documented objects and events.
 func voxsigSpecs() map[string]obj {
 	account := obj{"id": "integer", "name": "string"}
 	inbox := obj{"id": "integer", "name": "string"}
@@ -442,7 +443,7 @@ func chatzuriSpecs() map[string]obj {
 	}
 }
 
-func TestGoldenPayloadsFollowTheSeedStructure(t *testing.T) {
+func TestGoldenPayloadsFollowThePlatformsDocumentedStructure(t *testing.T) {
 	specs := map[string]map[string]obj{"chatvolt": chatvoltSpecs(), "voxsig": voxsigSpecs(), "chatwoot": chatwootSpecs(), "chatzuri": chatzuriSpecs()}
 	checked := map[string]bool{}
 	for _, c := range goldenCases() {
@@ -511,7 +512,7 @@ func checkSpec(path string, spec, v any) []string {
 			_, want := s[key]
 			_, wantOptional := s[key+"?"]
 			if !want && !wantOptional {
-				out = append(out, fmt.Sprintf("%s.%s: not in the seed's structure", path, key))
+				out = append(out, fmt.Sprintf("%s.%s: not in the platform's documented structure", path, key))
 			}
 		}
 		return out
