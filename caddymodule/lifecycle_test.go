@@ -289,6 +289,7 @@ func TestJSONConfigGetsTheCaddyfilesLimits(t *testing.T) {
 		{"timeout of 1000h", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","timeout":"1000h"}]}`), "timeout 1000h0m0s"},
 		{"a million workers", app(`"workers":1000000`), "workers 1000000"},
 		{"negative queue", app(`"max_queued":-5`), "max_queued -5"},
+		{"sign tolerance, which only verifiers read", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","sign":{"scheme":"standard","secrets":["whsec_c3RK6HfEHZMiksZOf85TGo0f3ZQYAJZI"],"tolerance":300000000000}}]}`), `unknown field "tolerance"`},
 		{"ordering", site(`{"handler":"chat_webhooks","sources":["openai"],"webhooks":[{"url":"https://h.example/in","ordering":"random"}]}`), "ordering"},
 	}
 	for _, tt := range tests {

@@ -63,6 +63,8 @@ func TestDenyPrivateRefusesALoopbackReceiver(t *testing.T) {
 	if !strings.Contains(dead[0].LastError, "deny_private") || dead[0].Reason != "exhausted" {
 		t.Errorf("dead letter: %+v, want an error naming deny_private", dead[0])
 	}
+	// The dead letter is stored before the attempt is counted.
+	waitUntil(t, 5*time.Second, "the denied attempt counted", func() bool { return failures(denied, "standard", delivery.ReasonDenied) >= 1 })
 	if got := failures(denied, "standard", delivery.ReasonDenied); got != 1 {
 		t.Errorf("failures with reason denied_address went up by %v, want 1", got)
 	}
@@ -185,6 +187,7 @@ func TestTLSReceiverWithCustomCA(t *testing.T) {
 	mustTurn(t, withModulePort, "tls", "hello")
 	waitUntil(t, 5*time.Second, "delivered over TLS with the configured CA", func() bool { return sink.accepted.Load() == 1 })
 	dead := waitDeadLetters(t, untrusted, 1)
+	waitUntil(t, 5*time.Second, "the refused attempt counted", func() bool { return failures(untrusted, "standard", delivery.ReasonTLS) >= 1 })
 	if got := failures(untrusted, "standard", delivery.ReasonTLS); got != 1 {
 		t.Errorf("failures with reason tls went up by %v, want 1 (dead letter: %+v)", got, dead[0])
 	}
