@@ -17,7 +17,7 @@ import (
 	"github.com/chatwebhooks/chatwebhooks/internal/presetcases"
 )
 
-// Every preset case of transform/testdata/presets/cases.json, sent through
+// Every preset case of internal/derive/testdata/presets/cases.json, sent through
 // real Caddy to a backend that answers with the case's response, reaches a
 // real receiver as exactly the case's events (in the standard envelope,
 // whose data is the canonical event). Cases of one exchange run without
