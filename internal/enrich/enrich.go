@@ -43,16 +43,6 @@ var defaultUserFields = map[string][]string{
 	"contact.avatar": {"avatar", "avatarUrl", "avatar_url", "picture"},
 }
 
-// DefaultUserFields returns the mapping used when Config.Fields is nil: each
-// contact field and the answer's keys tried for it, in order.
-func DefaultUserFields() map[string][]string {
-	out := make(map[string][]string, len(defaultUserFields))
-	for k, v := range defaultUserFields {
-		out[k] = slices.Clone(v)
-	}
-	return out
-}
-
 // Config configures the lookup of a contact's details in the operator's
 // user service ("Fetch External User Information" in the widget platform's
 // settings).
@@ -78,7 +68,8 @@ type Config struct {
 	// empty means the answer itself.
 	Root string
 	// Fields maps contact fields to the answer's keys (gjson paths); nil
-	// means DefaultUserFields(). The answer's other top-level members go to
+	// means the keys lookup services commonly use (name, fullName,
+	// email, phoneNumber, avatarUrl...). The answer's other top-level members go to
 	// contact.attributes.
 	Fields map[string][]string
 	// Client sends the lookups; nil means a plain http.Client. Redirects

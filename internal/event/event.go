@@ -86,7 +86,7 @@ var fields = []string{
 }
 
 // Event is one canonical chat event. Data is a JSON object whose paths are
-// those of Fields(); fields that were not known are absent, never invented.
+// those of the vocabulary (KnownField); fields that were not known are absent, never invented.
 type Event struct {
 	// ID is unique and stable across retries, so receivers can de-duplicate.
 	ID   string
@@ -95,7 +95,7 @@ type Event struct {
 	Data []byte
 }
 
-// Get returns the value at a Fields() path of the event's data.
+// Get returns the value at a vocabulary path of the event's data.
 func (e *Event) Get(path string) gjson.Result {
 	return gjson.GetBytes(e.Data, path)
 }
@@ -112,9 +112,6 @@ func Types() []string { return slices.Clone(types) }
 
 // IsType reports whether t is a canonical event type.
 func IsType(t string) bool { return slices.Contains(types, t) }
-
-// Fields lists the canonical vocabulary of an event's data.
-func Fields() []string { return slices.Clone(fields) }
 
 // KnownField reports whether path is in the canonical vocabulary.
 func KnownField(path string) bool {
