@@ -379,9 +379,16 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 	if err := wh.check(); err != nil {
 		return wh, d.Errf("%v", err)
 	}
+	// Certificate files are read here too, where the line is known; files
+	// named by placeholders wait for provision.
+	if t := wh.TLS; t != nil && !slices.ContainsFunc(append([]string{t.ClientCert, t.ClientKey}, t.CA...), hasPlaceholder) {
+		if _, err := t.config(); err != nil {
+			return wh, d.Errf("webhook: %v", err)
+		}
+	}
 	if wh.Schema != "" {
 		if _, err := shape.New(shape.Config{Schema: wh.Schema, Events: wh.Events}); err != nil && slices.Contains(shape.SchemaNames(), wh.Schema) {
-			return wh, d.Errf("webhook %s: %v", wh.URL, err)
+			return wh, d.Errf("webhook: %v", err)
 		}
 	}
 	return wh, nil
@@ -519,8 +526,17 @@ func parseSign(d *caddyfile.Dispenser) (*signer.Config, error) {
 	case sc.Name != "hmac" && sc.HMACOptions != (signer.HMACOptions{}):
 		return nil, d.Errf("sign %s takes no options; they are for sign hmac", sc.Name)
 	}
+	if !slices.ContainsFunc(sc.Secrets, hasPlaceholder) {
+		if _, err := sc.Scheme(); err != nil {
+			return nil, d.Errf("sign: %v", err)
+		}
+	}
 	return sc, nil
 }
+
+// hasPlaceholder reports whether s holds a placeholder, resolved only at
+// provision.
+func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
 
 // parseGlobal reads the global option:
 //

@@ -130,6 +130,8 @@ func TestBadCaddyfileNamesTheLineAndTheFix(t *testing.T) {
 		{"timeout too long", "webhook http://127.0.0.1:1/h {\n\t\ttimeout 1000h\n\t}", `timeout 1000h`, ""},
 		{"relative webhook URL", "webhook /in {\n\t}", "absolute http:// or https:// URL", ""},
 		{"two webhooks named alike", "webhook http://127.0.0.1:1/a {\n\t\tname crm\n\t}\n\twebhook http://127.0.0.1:1/b {\n\t\tname crm\n\t}", `two webhooks are named "crm"`, ""},
+		{"malformed secret", "webhook http://127.0.0.1:1/h {\n\t\tsign standard not-a-whsec\n\t}", "sign: ", ""},
+		{"missing CA file", "webhook http://127.0.0.1:1/h {\n\t\ttls {\n\t\t\tca /nonexistent/ca.pem\n\t\t}\n\t}", "tls ca: open /nonexistent/ca.pem", ""},
 		{"too many workers", "source openai", `workers 1000000: write a number from 1 to 256`, "workers 1000000"},
 		{"unknown global option", "source openai", `unknown chat_webhooks global option "outbx"`, "outbx memory"},
 		{"bad breaker cooldown", "source openai", `breaker cooldown "soon": write a duration such as 30s`, "breaker {\n\t\t\tcooldown soon\n\t\t}"},
