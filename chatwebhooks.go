@@ -7,7 +7,8 @@
 //	xcaddy build --with github.com/chatwebhooks/chatwebhooks
 //
 // builds a Caddy that has it. The code lives in caddymodule (the Caddy
-// layer), transform (events and payloads), signer and delivery.
+// layer), signer, and the pipeline's stages under internal/: derive, enrich,
+// shape and delivery.
 package chatwebhooks
 
 import (

@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 func init() {
@@ -80,7 +80,7 @@ type ConversationState struct {
 
 // withDefaults fills in the default size and lifetime.
 func (s *ConversationState) withDefaults() ConversationState {
-	out := ConversationState{Entries: transform.DefaultStateEntries, TTL: caddy.Duration(24 * time.Hour)}
+	out := ConversationState{Entries: convstate.DefaultEntries, TTL: caddy.Duration(24 * time.Hour)}
 	if s != nil {
 		out.Off = s.Off
 		if s.Entries > 0 {

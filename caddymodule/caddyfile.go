@@ -15,8 +15,9 @@ import (
 	"github.com/dustin/go-humanize"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
+	"github.com/chatwebhooks/chatwebhooks/internal/shape"
 	"github.com/chatwebhooks/chatwebhooks/signer"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 func init() {
@@ -57,11 +58,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "source":
 			names := d.RemainingArgs()
 			if len(names) == 0 {
-				return d.Errf("source needs a preset name: %s", strings.Join(transform.PresetNames(), ", "))
+				return d.Errf("source needs a preset name: %s", strings.Join(derive.PresetNames(), ", "))
 			}
 			for _, n := range names {
-				if !slices.Contains(transform.PresetNames(), n) {
-					return d.Errf("unknown source %q; built-in sources: %s", n, strings.Join(transform.PresetNames(), ", "))
+				if !slices.Contains(derive.PresetNames(), n) {
+					return d.Errf("unknown source %q; built-in sources: %s", n, strings.Join(derive.PresetNames(), ", "))
 				}
 			}
 			h.Sources = append(h.Sources, names...)
@@ -146,8 +147,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		event <type> [if|unless <event field>]
 //		event <type> when [not] <field or source> [in <value...>]
 //	}
-func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
-	var r transform.Rule
+func parseRule(d *caddyfile.Dispenser) (derive.Rule, error) {
+	var r derive.Rule
 	if !d.AllArgs(&r.Name) {
 		return r, d.Errf("rule needs a name: rule <name> { ... }")
 	}
@@ -194,10 +195,10 @@ func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
 			if len(args) < 2 {
 				return r, d.Errf("field needs an event field and at least one source: field <event field> <source...>")
 			}
-			r.Fields = append(r.Fields, transform.Field{To: args[0], From: args[1:]})
+			r.Fields = append(r.Fields, derive.Field{To: args[0], From: args[1:]})
 		case "event":
 			args := d.RemainingArgs()
-			e := transform.Emit{}
+			e := derive.Emit{}
 			switch {
 			case len(args) == 1:
 			case len(args) == 3 && args[1] == "if":
@@ -219,15 +220,15 @@ func parseRule(d *caddyfile.Dispenser) (transform.Rule, error) {
 			return r, d.Errf("unknown rule option %q", d.Val())
 		}
 	}
-	if err := transform.CheckRule(r); err != nil {
+	if err := derive.CheckRule(r); err != nil {
 		return r, d.Errf("line %d: %v", line, err)
 	}
 	return r, nil
 }
 
 // parseCond reads the arguments of a condition: [not] <value> [in <v...>].
-func parseCond(d *caddyfile.Dispenser, args []string) (transform.Cond, error) {
-	var c transform.Cond
+func parseCond(d *caddyfile.Dispenser, args []string) (derive.Cond, error) {
+	var c derive.Cond
 	if len(args) > 0 && args[0] == "not" {
 		c.Not, args = true, args[1:]
 	}
@@ -403,7 +404,7 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 		}
 	}
 	if wh.Schema != "" {
-		if _, err := transform.NewShaper(transform.ShaperConfig{Schema: wh.Schema, Events: wh.Events}); err != nil && slices.Contains(transform.SchemaNames(), wh.Schema) {
+		if _, err := shape.New(shape.Config{Schema: wh.Schema, Events: wh.Events}); err != nil && slices.Contains(shape.SchemaNames(), wh.Schema) {
 			return wh, d.Errf("webhook: %v", err)
 		}
 	}
@@ -428,12 +429,12 @@ func bodyValue(v string) []byte {
 //		event <canonical type> <platform event name>
 //		field <payload path> <value or {placeholder}>
 //	}
-func parseSchema(d *caddyfile.Dispenser) (transform.Schema, error) {
-	s := transform.Schema{Events: map[string][]transform.SchemaEvent{}}
+func parseSchema(d *caddyfile.Dispenser) (shape.Schema, error) {
+	s := shape.Schema{Events: map[string][]shape.SchemaEvent{}}
 	if !d.AllArgs(&s.Name) {
 		return s, d.Errf("schema needs a name: schema <name> { ... }")
 	}
-	if slices.Contains(transform.SchemaNames(), s.Name) {
+	if slices.Contains(shape.SchemaNames(), s.Name) {
 		return s, d.Errf("schema %q is built in: choose another name for your own", s.Name)
 	}
 	var fields [][2]string
@@ -444,7 +445,7 @@ func parseSchema(d *caddyfile.Dispenser) (transform.Schema, error) {
 			if !d.AllArgs(&canonical, &name) {
 				return s, d.Errf("event <canonical type> <platform event name>")
 			}
-			s.Events[canonical] = append(s.Events[canonical], transform.SchemaEvent{Name: name})
+			s.Events[canonical] = append(s.Events[canonical], shape.SchemaEvent{Name: name})
 		case "field":
 			var path, value string
 			if !d.AllArgs(&path, &value) {
@@ -455,12 +456,12 @@ func parseSchema(d *caddyfile.Dispenser) (transform.Schema, error) {
 			return s, d.Errf("unknown schema option %q: write event or field", d.Val())
 		}
 	}
-	payload, err := transform.TemplateFromFields(fields)
+	payload, err := shape.TemplateFromFields(fields)
 	if err != nil {
 		return s, d.Errf("schema %s: %v", s.Name, err)
 	}
 	s.Payload = payload
-	if err := transform.CheckSchema(s); err != nil {
+	if err := shape.CheckSchema(s); err != nil {
 		return s, d.Errf("%v", err)
 	}
 	return s, nil

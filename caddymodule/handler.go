@@ -10,7 +10,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
+	"github.com/chatwebhooks/chatwebhooks/internal/enrich"
+	"github.com/chatwebhooks/chatwebhooks/internal/shape"
 )
 
 func init() {
@@ -26,7 +29,7 @@ type Handler struct {
 	// Sources are built-in presets, e.g. "openai".
 	Sources []string `json:"sources,omitempty"`
 	// Rules are custom derivation rules.
-	Rules []transform.Rule `json:"rules,omitempty"`
+	Rules []derive.Rule `json:"rules,omitempty"`
 	// ConversationID lists where the conversation id is taken from, tried
 	// before a source's own places (e.g. "request.header.X-Conversation-Id").
 	ConversationID []string `json:"conversation_id,omitempty"`
@@ -37,7 +40,7 @@ type Handler struct {
 	// MaxCapture caps the captured bytes of each body; default 1 MiB.
 	MaxCapture int `json:"max_capture,omitempty"`
 	// Schemas are custom payload schemas, usable by name in webhooks.
-	Schemas []transform.Schema `json:"schemas,omitempty"`
+	Schemas []shape.Schema `json:"schemas,omitempty"`
 	// Webhooks are the receivers.
 	Webhooks []Webhook `json:"webhooks,omitempty"`
 	// UserInfo, when set, fetches contact details from an external service
@@ -79,15 +82,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxCapture = DefaultMaxCapture
 	}
 	repl := caddy.NewReplacer()
-	cfg := transform.DeriverConfig{
+	cfg := derive.Config{
 		Presets:        h.Sources,
 		Rules:          expandRules(h.Rules, repl),
 		ConversationID: expandSources(h.ConversationID, repl),
 		Defaults:       h.defaults(repl),
-		DecodeLimit:    transform.DefaultDecodeLimit,
+		DecodeLimit:    derive.DefaultDecodeLimit,
 		State:          h.rt,
 	}
-	deriver, err := transform.NewDeriver(cfg)
+	deriver, err := derive.New(cfg)
 	if err != nil {
 		return fmt.Errorf("chat_webhooks: %v", err)
 	}
@@ -149,14 +152,14 @@ type UserInfo struct {
 	Root string `json:"root,omitempty"`
 }
 
-func (u *UserInfo) enricher(repl *caddy.Replacer) (*transform.Enricher, error) {
+func (u *UserInfo) enricher(repl *caddy.Replacer) (*enrich.Enricher, error) {
 	header := http.Header{}
 	for k, vs := range u.Headers {
 		for _, v := range vs {
 			header.Add(k, repl.ReplaceKnown(v, ""))
 		}
 	}
-	return transform.NewEnricher(transform.EnricherConfig{
+	return enrich.New(enrich.Config{
 		URL:      repl.ReplaceKnown(u.URL, ""),
 		Header:   header,
 		Timeout:  time.Duration(u.Timeout),
@@ -166,11 +169,11 @@ func (u *UserInfo) enricher(repl *caddy.Replacer) (*transform.Enricher, error) {
 }
 
 // defaults are the fields every event gets when its source left them absent.
-func (h *Handler) defaults(repl *caddy.Replacer) []transform.Field {
-	var out []transform.Field
+func (h *Handler) defaults(repl *caddy.Replacer) []derive.Field {
+	var out []derive.Field
 	for _, f := range []struct{ to, value string }{{"agent.id", h.AgentID}, {"agent.name", h.AgentName}} {
 		if f.value != "" {
-			out = append(out, transform.Field{To: f.to, From: []string{"=" + repl.ReplaceKnown(f.value, "")}})
+			out = append(out, derive.Field{To: f.to, From: []string{"=" + repl.ReplaceKnown(f.value, "")}})
 		}
 	}
 	return out
@@ -191,12 +194,12 @@ func expandSources(srcs []string, repl *caddy.Replacer) []string {
 	return out
 }
 
-func expandRules(rules []transform.Rule, repl *caddy.Replacer) []transform.Rule {
-	out := make([]transform.Rule, len(rules))
+func expandRules(rules []derive.Rule, repl *caddy.Replacer) []derive.Rule {
+	out := make([]derive.Rule, len(rules))
 	for i, r := range rules {
-		fields := make([]transform.Field, len(r.Fields))
+		fields := make([]derive.Field, len(r.Fields))
 		for j, f := range r.Fields {
-			fields[j] = transform.Field{To: f.To, From: expandSources(f.From, repl)}
+			fields[j] = derive.Field{To: f.To, From: expandSources(f.From, repl)}
 		}
 		r.Fields = fields
 		out[i] = r
@@ -223,7 +226,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Deferred so that an aborted stream (panic with http.ErrAbortHandler)
 	// still yields its exchange; the panic continues unchanged.
 	defer func() {
-		ex := &transform.Exchange{
+		ex := &capture.Exchange{
 			Method:         r.Method,
 			Host:           r.Host,
 			Path:           r.URL.Path,

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 	"github.com/chatwebhooks/chatwebhooks/internal/journal"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // JournalConfig sets the capture journal of a durable outbox: every
@@ -57,7 +57,7 @@ func (rt *pipeline) openJournal(cfg *JournalConfig) {
 
 // record journals a finished exchange on the request path. When the
 // journal is full or fails, the exchange goes on without it, counted.
-func (rt *pipeline) record(r *route, ex *transform.Exchange) journal.Ticket {
+func (rt *pipeline) record(r *route, ex *capture.Exchange) journal.Ticket {
 	j := rt.journal.Load()
 	if j == nil {
 		return journal.Ticket{}
@@ -124,7 +124,7 @@ func (rt *pipeline) releaseJournal(t journal.Ticket) {
 // eventID names event k of a journalled exchange after the exchange's
 // origin, so that an exchange derived again after a crash yields the same
 // event ids, hence the same webhook-id, and receivers de-duplicate what
-// was stored but not yet marked committed. The form is transform.NewID's.
+// was stored but not yet marked committed. The form is event.NewID's.
 func eventID(o journal.Origin, k int) string {
 	var b [20]byte
 	binary.BigEndian.PutUint64(b[0:], o.Run)

@@ -14,8 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/tidwall/gjson"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 	"github.com/chatwebhooks/chatwebhooks/internal/journal"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // loadClients send turns of their own conversations through Caddy until
@@ -182,9 +182,9 @@ func handlerRouteKey(t *testing.T, cfg string) uint64 {
 
 // openAITurn is a finished OpenAI chat completion exchange of conversation
 // conv, as the handler captures it.
-func openAITurn(conv, msg string) transform.Exchange {
+func openAITurn(conv, msg string) capture.Exchange {
 	now := time.Now()
-	return transform.Exchange{
+	return capture.Exchange{
 		Method: "POST", Host: fmt.Sprintf("localhost:%d", withModulePort), Path: "/v1/chat/completions",
 		RequestHeader:  http.Header{"Content-Type": {"application/json"}, "X-Conversation-Id": {conv}},
 		RequestBody:    []byte(`{"model":"gpt-test","messages":[{"role":"user","content":"` + msg + `"}]}`),

@@ -12,9 +12,11 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
 	"github.com/chatwebhooks/chatwebhooks/internal/journal"
 	"github.com/chatwebhooks/chatwebhooks/signer"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // The typical chat exchange of the benchmarks: the request the integration
@@ -28,13 +30,13 @@ const (
 // agent_name and the two webhooks of the load harness: chatvolt signed
 // standard, chatzuri signed chatzuri.
 func benchRoute(b *testing.B) *route {
-	deriver, err := transform.NewDeriver(transform.DeriverConfig{
+	deriver, err := derive.New(derive.Config{
 		Presets: []string{"openai"},
-		Defaults: []transform.Field{
+		Defaults: []derive.Field{
 			{To: "agent.id", From: []string{"=agent_1"}},
 			{To: "agent.name", From: []string{"=Support Bot"}},
 		},
-		State: transform.NewMemoryState(0, 24*time.Hour),
+		State: convstate.NewMemory(0, 24*time.Hour),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +62,7 @@ func benchRoute(b *testing.B) *route {
 // two webhooks of the load harness.
 func BenchmarkDeriveShapeSign(b *testing.B) {
 	r := benchRoute(b)
-	ex := &transform.Exchange{
+	ex := &capture.Exchange{
 		Method: "POST", Host: "localhost", Path: "/v1/chat/completions",
 		RequestHeader: http.Header{"Content-Type": {"application/json"}}, RequestBody: []byte(benchRequest),
 		Status: 200, ResponseHeader: http.Header{"Content-Type": {"application/json"}}, ResponseBody: []byte(benchAnswer),
@@ -79,7 +81,7 @@ func BenchmarkDeriveShapeSign(b *testing.B) {
 				}
 				for i := range out.Events {
 					for _, wh := range tc.webhooks {
-						for _, p := range wh.shape(&out.Events[i]) {
+						for _, p := range wh.shaper.Shape(&out.Events[i]) {
 							body, err := wh.endpoint.Scheme.Prepare(p.Body)
 							if err != nil {
 								b.Fatal(err)

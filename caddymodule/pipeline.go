@@ -17,20 +17,24 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
+	"github.com/chatwebhooks/chatwebhooks/internal/enrich"
+	"github.com/chatwebhooks/chatwebhooks/internal/event"
 	"github.com/chatwebhooks/chatwebhooks/internal/journal"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // route is one handler's compiled configuration: how its exchanges become
 // events and where those go. Jobs carry their route, so a handler of an old
 // configuration that still serves a long stream keeps its own settings.
 type route struct {
-	deriver *transform.Deriver
+	deriver *derive.Deriver
 	// config built deriver; `try` and rederive build derivers of their
 	// own from it, with a conversation memory of their own.
-	config   transform.DeriverConfig
-	enricher *transform.Enricher // nil without user_info
+	config   derive.Config
+	enricher *enrich.Enricher // nil without user_info
 	webhooks []*webhook
 	record   *recording // nil unless the handler records
 	logger   *zap.Logger
@@ -40,7 +44,7 @@ type route struct {
 
 type job struct {
 	route *route
-	ex    *transform.Exchange
+	ex    *capture.Exchange
 	// ticket is the exchange's capture journal record, if it has one.
 	ticket journal.Ticket
 	// replayed jobs come from the journal at start: they wait for room
@@ -53,7 +57,7 @@ type job struct {
 type batch struct {
 	route  *route
 	end    time.Time
-	events []transform.Event
+	events []event.Event
 	res    *resolution // nil for an exchange without a journal record
 	trace  traceContext
 }
@@ -126,7 +130,7 @@ type pipeline struct {
 	journalErrLogged atomic.Bool
 }
 
-type stateHolder struct{ store transform.StateStore }
+type stateHolder struct{ store convstate.Store }
 
 func newPipeline(ob Outbox, queueSize, workers int, logger *zap.Logger) *pipeline {
 	rt := &pipeline{outbox: ob, queue: make(chan job, queueSize), logger: logger, done: make(chan struct{})}
@@ -277,7 +281,7 @@ func (rt *pipeline) commit() {
 	}
 }
 
-// Get implements transform.StateStore with the current conversation
+// Get implements convstate.Store with the current conversation
 // memory.
 func (rt *pipeline) Get(key string) []byte {
 	if s := rt.state.Load().store; s != nil {
@@ -286,7 +290,7 @@ func (rt *pipeline) Get(key string) []byte {
 	return nil
 }
 
-// Put implements transform.StateStore with the current conversation
+// Put implements convstate.Store with the current conversation
 // memory.
 func (rt *pipeline) Put(key string, attrs []byte) {
 	if s := rt.state.Load().store; s != nil {
@@ -309,8 +313,8 @@ func (rt *pipeline) useState(cs *ConversationState) {
 	if cfg.Off {
 		return
 	}
-	mem := transform.NewMemoryState(cfg.Entries, time.Duration(cfg.TTL))
-	var store transform.StateStore = mem
+	mem := convstate.NewMemory(cfg.Entries, time.Duration(cfg.TTL))
+	var store convstate.Store = mem
 	if rt.backing != nil {
 		store, rt.closeState = rt.backing.keep(mem, time.Duration(cfg.TTL), rt.logger)
 	}
@@ -328,7 +332,7 @@ func (rt *pipeline) stopState() {
 // submit journals an exchange and hands it to the pipeline without ever
 // blocking: when the queue is full the exchange is dropped, counted and
 // logged.
-func (rt *pipeline) submit(r *route, ex *transform.Exchange, span trace.Span) {
+func (rt *pipeline) submit(r *route, ex *capture.Exchange, span trace.Span) {
 	if rt.stopped.Load() {
 		metrics.exchangesDropped.WithLabelValues("shutting_down").Inc()
 		return
@@ -377,7 +381,7 @@ func (rt *pipeline) sequence() {
 // derive turns one exchange into events and hands them to their shards.
 func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
-	var out transform.Outcome
+	var out derive.Outcome
 	tc := rt.tracing.derive(requestTrace(j.ex), j.span, func(span trace.Span) {
 		out = j.route.deriver.Derive(j.ex)
 		span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
@@ -407,7 +411,7 @@ func (rt *pipeline) derive(j job) {
 		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, res: res, trace: tc}, j.replayed)
 		return
 	}
-	byShard := map[int][]transform.Event{}
+	byShard := map[int][]event.Event{}
 	var order []int
 	for _, ev := range out.Events {
 		i := rt.shardOf(&ev)
@@ -449,7 +453,7 @@ func (rt *pipeline) hand(i int, b batch, wait bool) {
 }
 
 // shardOf keeps every event of a conversation on one shard.
-func (rt *pipeline) shardOf(ev *transform.Event) int {
+func (rt *pipeline) shardOf(ev *event.Event) int {
 	key := ev.Get("conversation.id").Raw
 	if key == "" {
 		key = ev.ID

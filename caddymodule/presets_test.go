@@ -13,11 +13,11 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
 	"github.com/chatwebhooks/chatwebhooks/internal/presetcases"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
-// Every preset case of transform/testdata/presets/cases.json, sent through
+// Every preset case of internal/derive/testdata/presets/cases.json, sent through
 // real Caddy to a backend that answers with the case's response, reaches a
 // real receiver as exactly the case's events (in the standard envelope,
 // whose data is the canonical event). Cases of one exchange run without
@@ -40,7 +40,7 @@ func TestPresetsThroughCaddyYieldExactEvents(t *testing.T) {
 	}))
 	defer backend.Close()
 	rcv := newReceiver(t)
-	chat := fmt.Sprintf("source %s\n\t\twebhook %s/hook {\n\t\t\tordering none\n\t\t}", strings.Join(transform.PresetNames(), " "), rcv.URL)
+	chat := fmt.Sprintf("source %s\n\t\twebhook %s/hook {\n\t\t\tordering none\n\t\t}", strings.Join(derive.PresetNames(), " "), rcv.URL)
 	// The plain port's site has the same module but no upstream, for the
 	// exchanges where the backend is down.
 	load := func(state string) {

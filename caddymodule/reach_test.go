@@ -7,24 +7,25 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
+	"github.com/chatwebhooks/chatwebhooks/internal/event"
 )
 
 // A webhook whose schema takes none of the events its route's sources emit
 // is warned about at provision: it would never receive anything.
 func TestWebhookThatCanNeverReceiveIsWarnedAbout(t *testing.T) {
-	campaignRule := transform.Rule{Name: "poll", Match: transform.Match{Paths: []string{"/poll"}},
-		Fields: []transform.Field{{To: "campaign.response", From: []string{"request.body.answer"}}},
-		Emit:   []transform.Emit{{Event: transform.CampaignResponse}}}
+	campaignRule := derive.Rule{Name: "poll", Match: derive.Match{Paths: []string{"/poll"}},
+		Fields: []derive.Field{{To: "campaign.response", From: []string{"request.body.answer"}}},
+		Emit:   []derive.Emit{{Event: event.CampaignResponse}}}
 	tests := []struct {
 		name    string
 		sources []string
-		rules   []transform.Rule
+		rules   []derive.Rule
 		wh      Webhook
 		warn    bool
 	}{
 		{"campaign behind openai", []string{"openai"}, nil, Webhook{Schema: "campaign"}, true},
-		{"campaign behind a rule that emits campaign responses", []string{"openai"}, []transform.Rule{campaignRule}, Webhook{Schema: "campaign"}, false},
+		{"campaign behind a rule that emits campaign responses", []string{"openai"}, []derive.Rule{campaignRule}, Webhook{Schema: "campaign"}, false},
 		{"chatvolt behind openai", []string{"openai"}, nil, Webhook{Schema: "chatvolt"}, false},
 		{"chatvolt filtered to an event openai never yields", []string{"openai"}, nil, Webhook{Schema: "chatvolt", Events: []string{"STEP_ENTERED"}}, true},
 		{"chatwoot filtered to its conversation events behind chatwoot", []string{"chatwoot"}, nil, Webhook{Schema: "chatwoot", Events: []string{"conversation_updated"}}, false},
@@ -34,7 +35,7 @@ func TestWebhookThatCanNeverReceiveIsWarnedAbout(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := transform.NewDeriver(transform.DeriverConfig{Presets: tc.sources, Rules: tc.rules})
+			d, err := derive.New(derive.Config{Presets: tc.sources, Rules: tc.rules})
 			if err != nil {
 				t.Fatal(err)
 			}

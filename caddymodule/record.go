@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 	"github.com/chatwebhooks/chatwebhooks/internal/har"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // Record appends what a handler captures to a HAR file, to replay it with
@@ -55,7 +55,7 @@ type recording struct {
 // recordJob is one exchange to write with its handler's settings.
 type recordJob struct {
 	rec *recording
-	ex  *transform.Exchange
+	ex  *capture.Exchange
 }
 
 // recorder writes one HAR file. It is inert until the first exchange: the
@@ -100,7 +100,7 @@ func (r *Record) compile(ctx caddy.Context, webhooks []Webhook) (*recording, err
 
 // add queues an exchange without ever blocking the request: when the
 // writer is behind, the exchange is not recorded, and counted.
-func (rec *recording) add(ex *transform.Exchange) {
+func (rec *recording) add(ex *capture.Exchange) {
 	w := rec.w
 	if w.stopped.Load() {
 		return

@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
+	"github.com/chatwebhooks/chatwebhooks/internal/derive"
+	"github.com/chatwebhooks/chatwebhooks/internal/event"
 )
 
 // replayer runs recorded exchanges through one handler's configuration as
@@ -18,7 +21,7 @@ import (
 // that replaying leaves the running one alone.
 type replayer struct {
 	route   *route
-	deriver *transform.Deriver
+	deriver *derive.Deriver
 	// enrich runs the handler's user_info lookup; off, events go out
 	// without it and nothing is sent over the network.
 	enrich bool
@@ -30,9 +33,9 @@ func newReplayer(r *route, state *ConversationState, enrich bool, only string) (
 	cfg := r.config
 	cfg.State = nil
 	if s := state.withDefaults(); !s.Off {
-		cfg.State = transform.NewMemoryState(s.Entries, time.Duration(s.TTL))
+		cfg.State = convstate.NewMemory(s.Entries, time.Duration(s.TTL))
 	}
-	d, err := transform.NewDeriver(cfg)
+	d, err := derive.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +51,7 @@ type replayed struct {
 }
 
 type replayedEvent struct {
-	transform.Event
+	event.Event
 	// UserInfoError is why the user_info lookup failed, if it did.
 	UserInfoError string
 	Messages      []replayedMessage
@@ -60,14 +63,14 @@ type replayedMessage struct {
 	message
 }
 
-func (p *replayer) wants(ex *transform.Exchange) bool {
+func (p *replayer) wants(ex *capture.Exchange) bool {
 	return p.deriver.Wants(ex.Method, ex.Path, ex.RequestHeader)
 }
 
 // replay derives, enriches and shapes one exchange. Event ids are derived
 // from the exchange, so that replaying it again gives the same ids and
 // receivers de-duplicate.
-func (p *replayer) replay(ctx context.Context, ex *transform.Exchange) replayed {
+func (p *replayer) replay(ctx context.Context, ex *capture.Exchange) replayed {
 	if !p.wants(ex) {
 		return replayed{Skipped: fmt.Sprintf("no rule matches %s %s (content type %q)", ex.Method, ex.Path, ex.RequestHeader.Get("Content-Type"))}
 	}
@@ -105,7 +108,7 @@ func (p *replayer) replay(ctx context.Context, ex *transform.Exchange) replayed 
 
 // exchangeKey digests what identifies an exchange: its request, response
 // and start time.
-func exchangeKey(ex *transform.Exchange) []byte {
+func exchangeKey(ex *capture.Exchange) []byte {
 	h := sha256.New()
 	for _, part := range []string{ex.Method, ex.Host, ex.Path, ex.RawQuery, strconv.Itoa(ex.Status)} {
 		h.Write([]byte(part))
@@ -120,7 +123,7 @@ func exchangeKey(ex *transform.Exchange) []byte {
 }
 
 // stableID is the id of the i-th event of the exchange with this key, in
-// the form of transform.NewID.
+// the form of event.NewID.
 func stableID(key []byte, i int) string {
 	sum := sha256.Sum256(binary.BigEndian.AppendUint64(append([]byte{}, key...), uint64(i)))
 	return "evt_" + hex.EncodeToString(sum[:12])

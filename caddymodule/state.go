@@ -9,22 +9,22 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/cluster"
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // stateBacking keeps conversation memory beyond this process's: keep wraps
 // the in-memory store and returns the store to use and what to call when it
 // is replaced (nil if nothing).
 type stateBacking interface {
-	keep(mem *transform.MemoryState, ttl time.Duration, logger *zap.Logger) (transform.StateStore, func())
+	keep(mem *convstate.Memory, ttl time.Duration, logger *zap.Logger) (convstate.Store, func())
 }
 
 // boltBacking writes the memory behind to the bbolt outbox, from which a
 // restart reloads it.
 type boltBacking struct{ kv delivery.KV }
 
-func (b boltBacking) keep(mem *transform.MemoryState, ttl time.Duration, logger *zap.Logger) (transform.StateStore, func()) {
+func (b boltBacking) keep(mem *convstate.Memory, ttl time.Duration, logger *zap.Logger) (convstate.Store, func()) {
 	s := newDurableState(mem, b.kv, ttl, logger)
 	return s, s.close
 }
@@ -34,7 +34,7 @@ func (b boltBacking) keep(mem *transform.MemoryState, ttl time.Duration, logger 
 // conversations.
 type natsBacking struct{ c *cluster.Cluster }
 
-func (b natsBacking) keep(mem *transform.MemoryState, _ time.Duration, _ *zap.Logger) (transform.StateStore, func()) {
+func (b natsBacking) keep(mem *convstate.Memory, _ time.Duration, _ *zap.Logger) (convstate.Store, func()) {
 	return b.c.State(mem), nil
 }
 
@@ -53,7 +53,7 @@ const stateFlushEvery = time.Second
 // state stays as small as the remembered one: written keeps when each
 // stored conversation last changed.
 type durableState struct {
-	*transform.MemoryState
+	*convstate.Memory
 	kv     delivery.KV
 	ttl    time.Duration
 	logger *zap.Logger
@@ -66,7 +66,7 @@ type durableState struct {
 	done    chan struct{}
 }
 
-func newDurableState(mem *transform.MemoryState, kv delivery.KV, ttl time.Duration, logger *zap.Logger) *durableState {
+func newDurableState(mem *convstate.Memory, kv delivery.KV, ttl time.Duration, logger *zap.Logger) *durableState {
 	s := openDurableState(mem, kv, ttl, logger, time.Now)
 	go s.flushLoop()
 	return s
@@ -74,8 +74,8 @@ func newDurableState(mem *transform.MemoryState, kv delivery.KV, ttl time.Durati
 
 // openDurableState loads what a previous run remembered; flushes are the
 // caller's.
-func openDurableState(mem *transform.MemoryState, kv delivery.KV, ttl time.Duration, logger *zap.Logger, now func() time.Time) *durableState {
-	s := &durableState{MemoryState: mem, kv: kv, ttl: ttl, logger: logger, now: now,
+func openDurableState(mem *convstate.Memory, kv delivery.KV, ttl time.Duration, logger *zap.Logger, now func() time.Time) *durableState {
+	s := &durableState{Memory: mem, kv: kv, ttl: ttl, logger: logger, now: now,
 		dirty: map[string][]byte{}, written: map[string]int64{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	s.load()
@@ -111,7 +111,7 @@ func (s *durableState) load() {
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].at < entries[j].at })
 	for _, e := range entries {
-		s.MemoryState.Put(e.key, e.attrs)
+		s.Memory.Put(e.key, e.attrs)
 		s.written[e.key] = e.at
 	}
 	if len(expired) > 0 {
@@ -121,9 +121,9 @@ func (s *durableState) load() {
 	}
 }
 
-// Put implements transform.StateStore.
+// Put implements convstate.Store.
 func (s *durableState) Put(key string, attrs []byte) {
-	s.MemoryState.Put(key, attrs)
+	s.Memory.Put(key, attrs)
 	val := make([]byte, 8, 8+len(attrs))
 	binary.BigEndian.PutUint64(val, uint64(s.now().Unix()))
 	s.mu.Lock()

@@ -14,8 +14,8 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // A Chatwoot backend whose conversation 150 changes priority, then status:
@@ -145,7 +145,7 @@ func TestConversationStateOnDiskIsPrunedAsItExpires(t *testing.T) {
 		return keys
 	}
 
-	s := openDurableState(transform.NewMemoryState(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
+	s := openDurableState(convstate.NewMemory(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
 	s.Put("old", []byte(`{"status":"open"}`))
 	s.flush()
 	now = now.Add(40 * time.Minute)
@@ -161,7 +161,7 @@ func TestConversationStateOnDiskIsPrunedAsItExpires(t *testing.T) {
 	}
 	// What a restart loads is pruned the same way.
 	now = now.Add(time.Hour)
-	openDurableState(transform.NewMemoryState(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
+	openDurableState(convstate.NewMemory(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
 	if got := stored(); len(got) != 0 {
 		t.Fatalf("stored %v after a restart past the TTL, want nothing", got)
 	}

@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // tracerName names this module's spans' instrumentation scope.
@@ -32,7 +32,7 @@ type traceContext struct {
 // requestTrace is the W3C trace context of a proxied request: the
 // client's, or the server span's when Caddy's tracing handler runs before
 // this one (it writes it into the request's headers).
-func requestTrace(ex *transform.Exchange) traceContext {
+func requestTrace(ex *capture.Exchange) traceContext {
 	tc := traceContext{parent: ex.RequestHeader.Get("traceparent"), state: ex.RequestHeader.Get("tracestate")}
 	if len(tc.state) > maxTracestate {
 		tc.state = ""

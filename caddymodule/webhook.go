@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/tidwall/sjson"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
+	"github.com/chatwebhooks/chatwebhooks/internal/event"
+	"github.com/chatwebhooks/chatwebhooks/internal/shape"
 	"github.com/chatwebhooks/chatwebhooks/signer"
-	"github.com/chatwebhooks/chatwebhooks/transform"
 )
 
 // Webhook is one receiver: where events go, in which shape, signed how.
@@ -120,26 +120,12 @@ func (t *WebhookTLS) config() (*tls.Config, error) {
 // webhook is a compiled Webhook.
 type webhook struct {
 	endpoint delivery.Endpoint
-	shaper   *transform.Shaper
-	redact   []string
+	shaper   *shape.Shaper
 	// spec is the webhook's whole configuration, to tell a webhook declared
 	// twice (a snippet imported in two sites) from two that share a name.
 	spec string
 	// where describes it in errors without its URL's path or query.
 	where string
-}
-
-// shape renders ev's payloads for this webhook, minus redacted fields.
-func (w *webhook) shape(ev *transform.Event) []transform.Payload {
-	payloads := w.shaper.Shape(ev)
-	for i := range payloads {
-		for _, path := range w.redact {
-			if b, err := sjson.DeleteBytes(payloads[i].Body, path); err == nil {
-				payloads[i].Body = b
-			}
-		}
-	}
-	return payloads
 }
 
 // message is one outbox message of a webhook with its platform event name.
@@ -151,8 +137,8 @@ type message struct {
 // messages shapes ev into this webhook's outbox messages. A message's id is
 // the event's, suffixed with the payload's index when the schema makes
 // several payloads of one event.
-func (w *webhook) messages(ev *transform.Event, created time.Time) []message {
-	payloads := w.shape(ev)
+func (w *webhook) messages(ev *event.Event, created time.Time) []message {
+	payloads := w.shaper.Shape(ev)
 	out := make([]message, len(payloads))
 	for k, p := range payloads {
 		id := ev.ID
@@ -169,7 +155,7 @@ func (w *webhook) messages(ev *transform.Event, created time.Time) []message {
 
 // lane is the ordering key of an event for this webhook: its conversation,
 // or the event alone when it has no conversation.
-func (w *webhook) lane(ev *transform.Event) string {
+func (w *webhook) lane(ev *event.Event) string {
 	if !w.endpoint.Ordered {
 		return ""
 	}
@@ -179,7 +165,7 @@ func (w *webhook) lane(ev *transform.Event) string {
 	return ev.ID
 }
 
-func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*webhook, error) {
+func (wh Webhook) compile(repl *caddy.Replacer, custom []shape.Schema) (*webhook, error) {
 	if err := wh.check(); err != nil {
 		return nil, err
 	}
@@ -191,7 +177,7 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 	if schema == "" {
 		schema = "standard"
 	}
-	shaper, err := transform.NewShaper(transform.ShaperConfig{Schema: schema, Custom: custom, Events: wh.Events, Body: wh.Body})
+	shaper, err := shape.New(shape.Config{Schema: schema, Custom: custom, Events: wh.Events, Body: wh.Body, Redact: wh.Redact})
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +233,7 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 		ep.Name = schema + " " + u.Host + " " + ep.Identity[:8]
 	}
 	spec, _ := json.Marshal(wh)
-	return &webhook{endpoint: ep, shaper: shaper, redact: wh.Redact,
+	return &webhook{endpoint: ep, shaper: shaper,
 		spec: ep.Identity + string(spec), where: schema + " → " + u.Host}, nil
 }
 
@@ -256,8 +242,8 @@ func (wh Webhook) compile(repl *caddy.Replacer, custom []transform.Schema) (*web
 // payload is (schema, custom schema definition, events, body extras,
 // redactions), and how it is authenticated (headers, signing scheme and
 // secrets, TLS). The digest is one-way, so it can name the webhook.
-func identity(wh Webhook, ep delivery.Endpoint, sign *signer.Config, custom []transform.Schema) string {
-	var schemaDef *transform.Schema
+func identity(wh Webhook, ep delivery.Endpoint, sign *signer.Config, custom []shape.Schema) string {
+	var schemaDef *shape.Schema
 	for i := range custom {
 		if custom[i].Name == ep.Schema {
 			schemaDef = &custom[i]
@@ -273,7 +259,7 @@ func identity(wh Webhook, ep delivery.Endpoint, sign *signer.Config, custom []tr
 	}
 	b, _ := json.Marshal(struct {
 		URL, Schema string
-		SchemaDef   *transform.Schema
+		SchemaDef   *shape.Schema
 		Events      []string
 		Body        json.RawMessage
 		Redact      []string

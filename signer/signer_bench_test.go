@@ -8,7 +8,7 @@ import (
 
 // A ChatVolt AGENT_USER_MESSAGE payload and a Chatzuri message.received
 // payload as the built-in schemas render the typical chat exchange of the
-// transform benchmarks.
+// derive benchmarks.
 const (
 	benchChatVolt = `{"eventType":"AGENT_USER_MESSAGE","conversationId":"5f2b8c1e9a7d4c3b2a1f0e9d8c7b6a59","agentId":"agent_1","agentName":"Support Bot","channel":"api","conversationStatus":null,"conversationPriority":null,"isAiEnabled":true,"organizationId":null,"createdAt":"2024-10-27T03:33:20.250Z","messageId":"chatcmpl-42","userMessage":"When does my order ship?","agentResponse":"Your order ships tomorrow."}`
 	benchChatzuri = `{"eventType":"message.received","channel":"api","agentId":"agent_1","payload":{"message":"When does my order ship?","conversationId":"5f2b8c1e9a7d4c3b2a1f0e9d8c7b6a59"}}`

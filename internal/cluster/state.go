@@ -14,8 +14,8 @@ import (
 // but a slow NATS must not hold events back for long.
 const stateTimeout = 2 * time.Second
 
-// LocalState is conversation memory in this process (transform's
-// MemoryState): State keeps it up to date and falls back on it while NATS
+// LocalState is conversation memory in this process (convstate's
+// Memory): State keeps it up to date and falls back on it while NATS
 // is unreachable.
 type LocalState interface {
 	Get(key string) []byte

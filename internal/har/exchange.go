@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 )
 
 // Exchange turns an entry into the exchange a proxy would have captured.
@@ -24,7 +24,7 @@ import (
 // the header is dropped unless the body visibly still is compressed.
 // HTTP/2 pseudo-headers (:authority, :path…) are not headers; :authority
 // gives the host when the URL has none.
-func (e *Entry) Exchange() (*transform.Exchange, error) {
+func (e *Entry) Exchange() (*capture.Exchange, error) {
 	if e.Request.Method == "" {
 		return nil, fmt.Errorf("request has no method")
 	}
@@ -33,7 +33,7 @@ func (e *Entry) Exchange() (*transform.Exchange, error) {
 		return nil, fmt.Errorf("request url: %v", err)
 	}
 	reqHeader, authority := header(e.Request.Headers)
-	ex := &transform.Exchange{
+	ex := &capture.Exchange{
 		Method:        strings.ToUpper(e.Request.Method),
 		Host:          u.Host,
 		Path:          u.Path,
@@ -175,7 +175,7 @@ func keepEncodingIfCompressed(h http.Header, body []byte) {
 // FromExchange writes an exchange as a HAR entry. Bodies are written
 // decoded, as browsers do, headers unchanged; text when they are UTF-8,
 // else base64. A body that does not decode is written as captured.
-func FromExchange(ex *transform.Exchange) Entry {
+func FromExchange(ex *capture.Exchange) Entry {
 	u := url.URL{Scheme: "https", Host: ex.Host, Path: ex.Path, RawQuery: ex.RawQuery}
 	e := Entry{
 		StartedDateTime: ex.Start.UTC().Format(time.RFC3339Nano),

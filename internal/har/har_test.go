@@ -14,7 +14,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 )
 
 func gzipped(t testing.TB, s string) []byte {
@@ -35,7 +35,7 @@ func TestExchangeFromExporters(t *testing.T) {
 	tests := []struct {
 		name  string
 		entry string
-		check func(t *testing.T, ex *transform.Exchange)
+		check func(t *testing.T, ex *capture.Exchange)
 	}{
 		{
 			name: "Chrome HTTP/2 with a decoded gzip answer",
@@ -49,7 +49,7 @@ func TestExchangeFromExporters(t *testing.T) {
 					"cookies":[],"content":{"size":84,"mimeType":"application/json","compression":-13,"text":` + quote(answer) + `},
 					"redirectURL":"","headersSize":-1,"bodySize":97,"_transferSize":97,"_error":null},
 				"cache":{},"timings":{"send":0.1,"wait":800,"receive":12.4},"_resourceType":"fetch"}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				want(t, "method", ex.Method, "POST")
 				want(t, "host", ex.Host, "api.openai.com")
 				want(t, "path", ex.Path, "/v1/chat/completions")
@@ -66,7 +66,7 @@ func TestExchangeFromExporters(t *testing.T) {
 				"request":{"method":"POST","url":"https://chat.example/api/agents/a1/query","headers":[{"name":"content-type","value":"application/json"}],"postData":{"mimeType":"application/json","text":"{}"}},
 				"response":{"status":200,"headers":[{"name":"content-type","value":"text/event-stream"}],
 					"content":{"size":30,"mimeType":"text/event-stream","encoding":"base64","text":"` + base64.StdEncoding.EncodeToString([]byte("event: answer\ndata: Hi%20there\n\n")) + `"}}}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				want(t, "response", string(ex.ResponseBody), "event: answer\ndata: Hi%20there\n\n")
 				want(t, "content type", ex.ResponseHeader.Get("Content-Type"), "text/event-stream")
 			},
@@ -75,7 +75,7 @@ func TestExchangeFromExporters(t *testing.T) {
 			name: "Chrome failed request",
 			entry: `{"startedDateTime":"2025-11-15T03:35:14Z","time":3,"request":{"method":"GET","url":"https://chat.example/x","headers":[]},
 				"response":{"status":0,"headers":[],"content":{"size":0,"mimeType":"x-unknown"},"_error":"net::ERR_ABORTED"}}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				want(t, "status", ex.Status, 0)
 				want(t, "aborted", ex.Aborted, true)
 			},
@@ -89,7 +89,7 @@ func TestExchangeFromExporters(t *testing.T) {
 					"postData":{"mimeType":"application/x-www-form-urlencoded","params":[{"name":"from","value":"Ann <ann@example.com>"},{"name":"text","value":"Where is my order?\n"}]}},
 				"response":{"status":200,"statusText":"OK","httpVersion":"HTTP/1.1","headers":[],"cookies":[],"content":{"mimeType":"text/plain","size":0,"text":""},"redirectURL":"","headersSize":100,"bodySize":0},
 				"cache":{},"timings":{"blocked":0,"dns":0,"connect":0,"ssl":0,"send":0,"wait":5,"receive":0}}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				want(t, "query", ex.RawQuery, "inbox=7")
 				want(t, "form", string(ex.RequestBody), "from=Ann+%3Cann%40example.com%3E&text=Where+is+my+order%3F%0A")
 			},
@@ -100,7 +100,7 @@ func TestExchangeFromExporters(t *testing.T) {
 				"request":{"method":"POST","url":"https://mail.example/inbound","headers":[{"name":"Content-Type","value":"multipart/form-data; boundary=xYzZY"}],
 					"postData":{"mimeType":"multipart/form-data; boundary=xYzZY","params":[{"name":"subject","value":"Order"},{"name":"envelope","value":"{\"to\":[\"help@example.com\"]}"}]}},
 				"response":{"status":200,"headers":[],"content":{"size":0,"mimeType":""}}}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				body := string(ex.RequestBody)
 				if !strings.Contains(body, "--xYzZY\r\nContent-Disposition: form-data; name=\"subject\"\r\n\r\nOrder\r\n") {
 					t.Errorf("multipart body:\n%s", body)
@@ -118,7 +118,7 @@ func TestExchangeFromExporters(t *testing.T) {
 					"content":{"size":20,"compression":0,"mimeType":"application/json; charset=utf-8","text":"` + base64.StdEncoding.EncodeToString(gzipped(t, `{"id":1}`)) + `","encoding":"base64"},
 					"redirectURL":"","headersSize":150,"bodySize":20},
 				"cache":{},"timings":{"send":0,"receive":0,"wait":12,"connect":-1,"ssl":-1},"serverIPAddress":"127.0.0.1"}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				want(t, "content-encoding of a compressed body", ex.ResponseHeader.Get("Content-Encoding"), "gzip")
 				want(t, "gzip magic", ex.ResponseBody[0], byte(0x1f))
 			},
@@ -127,7 +127,7 @@ func TestExchangeFromExporters(t *testing.T) {
 			name: "hand-written exchange",
 			entry: `{"request":{"method":"post","url":"https://hooks.example/chatwoot","headers":{"Content-Type":"application/json"},"body":{"event":"message_created","id":1}},
 				"response":{"status":200,"headers":{},"body":"ok"}}`,
-			check: func(t *testing.T, ex *transform.Exchange) {
+			check: func(t *testing.T, ex *capture.Exchange) {
 				want(t, "method", ex.Method, "POST")
 				want(t, "request", string(ex.RequestBody), `{"event":"message_created","id":1}`)
 				want(t, "response", string(ex.ResponseBody), "ok")
@@ -198,7 +198,7 @@ func TestExchangeRejects(t *testing.T) {
 // compressed bodies stored decoded as browsers store them.
 func TestFromExchangeRoundTrip(t *testing.T) {
 	start := time.Date(2025, 11, 15, 3, 35, 14, 179_123_456, time.UTC)
-	ex := &transform.Exchange{
+	ex := &capture.Exchange{
 		Method: "POST", Host: "api.example", Path: "/v1/chat/completions", RawQuery: "a=1&b=x%20y",
 		RequestHeader:  http.Header{"Content-Type": {"application/json"}},
 		RequestBody:    []byte(`{"messages":[]}`),

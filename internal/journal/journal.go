@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 )
 
 // ErrFull is returned by Append when the journal holds its MaxBytes: the
@@ -258,7 +258,7 @@ func (j *Journal) startSegment() error {
 // Append journals a finished exchange of the handler configuration route
 // with one write, and returns its ticket. It fails with ErrFull when the
 // journal holds MaxBytes, ErrClosed after Close, or the write's error.
-func (j *Journal) Append(route uint64, ex *transform.Exchange) (Ticket, error) {
+func (j *Journal) Append(route uint64, ex *capture.Exchange) (Ticket, error) {
 	return j.append(&Record{Route: route, Exchange: *ex}, true)
 }
 

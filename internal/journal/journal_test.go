@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 )
 
 // chatExchange is turn i of an OpenAI-style chat, as the handler captures
 // it; every fourth turn is an aborted stream with truncated bodies.
-func chatExchange(i int) transform.Exchange {
+func chatExchange(i int) capture.Exchange {
 	start := time.Unix(1_730_000_000, int64(i)*1_000_000)
-	ex := transform.Exchange{
+	ex := capture.Exchange{
 		Method: "POST", Host: "chat.example.com", Path: "/v1/chat/completions", RawQuery: fmt.Sprintf("turn=%d", i),
 		RequestHeader: http.Header{"Content-Type": {"application/json"}, "X-Conversation-Id": {fmt.Sprintf("conv-%d", i%3)}},
 		RequestBody:   []byte(fmt.Sprintf(`{"model":"gpt-test","messages":[{"role":"user","content":"turn %d"}]}`, i)),

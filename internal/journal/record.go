@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/chatwebhooks/chatwebhooks/transform"
+	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 )
 
 // A segment is a sequence of frames: a 4-byte little-endian payload length,
@@ -50,7 +50,7 @@ type Record struct {
 	Origin Origin
 	// Route tells the reader which handler configuration recorded it.
 	Route    uint64
-	Exchange transform.Exchange
+	Exchange capture.Exchange
 }
 
 // entry is one decoded frame: an exchange recorded under id, or the ids

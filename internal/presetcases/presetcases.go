@@ -1,6 +1,6 @@
-// Package presetcases reads transform/testdata/presets/cases.json, the
+// Package presetcases reads internal/derive/testdata/presets/cases.json, the
 // specification of what the built-in sources derive from real traffic, for
-// both tests that run it: transform's, on exchanges built in memory, and the
+// both tests that run it: derive's, on exchanges built in memory, and the
 // Caddy module's, through a real Caddy.
 package presetcases
 
@@ -17,7 +17,7 @@ import (
 // Dir is the folder of cases.json and of the fixture files it names.
 var Dir = func() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "transform", "testdata", "presets")
+	return filepath.Join(filepath.Dir(file), "..", "derive", "testdata", "presets")
 }()
 
 // Case is one entry of cases.json: one exchange, or Steps, exchanges sent
