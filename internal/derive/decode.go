@@ -30,10 +30,19 @@ const (
 
 var errTooLarge = errors.New("decoded body exceeds the limit")
 
-// decodeContent undoes a Content-Encoding, reading at most limit decoded
-// bytes so that a compression bomb costs no more than the limit.
+// decodeContent undoes the Content-Encoding of h, reading at most limit
+// decoded bytes so that a compression bomb costs no more than the limit.
 func decodeContent(body []byte, h http.Header, limit int64) ([]byte, string) {
-	coding := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding")))
+	return Decode(body, h.Get("Content-Encoding"), limit)
+}
+
+// Decode undoes the content coding coding (gzip, deflate, br, zstd or
+// identity), reading at most limit decoded bytes, and returns what it read
+// and the problem it met, if any: a body cut short decodes to a prefix
+// (ProblemTruncated), a bomb to its first limit bytes
+// (ProblemDecodeTooLarge).
+func Decode(body []byte, coding string, limit int64) ([]byte, string) {
+	coding = strings.ToLower(strings.TrimSpace(coding))
 	var r io.Reader
 	switch coding {
 	case "", "identity":
