@@ -498,17 +498,11 @@ func (s *BoltStore) Revive(endpoint, id, identity string) (*Record, error) {
 func (s *BoltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 	var out []*Record
 	err := s.update(func(tx *bolt.Tx) error {
-		out = nil
-		var keys [][]byte
-		err := eachDead(tx, endpoint, func(k []byte, r *Record) bool {
-			keys = append(keys, bytes.Clone(k))
-			out = append(out, r)
-			return true
-		})
+		keys, recs, err := collectDead(tx, endpoint)
 		if err != nil {
 			return err
 		}
-		// Collected first: deleting under a moving bolt cursor skips keys.
+		out = recs
 		for i, r := range out {
 			if err := unbury(tx, keys[i], r); err != nil {
 				return err
@@ -520,6 +514,17 @@ func (s *BoltStore) ReviveAll(endpoint, identity string) ([]*Record, error) {
 		return nil
 	})
 	return out, err
+}
+
+// collectDead returns the dead letters of endpoint and their keys, collected
+// before any is changed: deleting under a moving bolt cursor skips keys.
+func collectDead(tx *bolt.Tx, endpoint string) (keys [][]byte, recs []*Record, err error) {
+	err = eachDead(tx, endpoint, func(k []byte, r *Record) bool {
+		keys = append(keys, bytes.Clone(k))
+		recs = append(recs, r)
+		return true
+	})
+	return keys, recs, err
 }
 
 func (s *BoltStore) Forget(endpoint, id string) error {
@@ -535,17 +540,11 @@ func (s *BoltStore) Forget(endpoint, id string) error {
 func (s *BoltStore) ForgetAll(endpoint string) (int, error) {
 	var n int
 	err := s.update(func(tx *bolt.Tx) error {
-		n = 0
-		var keys [][]byte
-		var recs []*Record
-		err := eachDead(tx, endpoint, func(k []byte, r *Record) bool {
-			keys = append(keys, bytes.Clone(k))
-			recs = append(recs, r)
-			return true
-		})
+		keys, recs, err := collectDead(tx, endpoint)
 		if err != nil {
 			return err
 		}
+		n = 0
 		for i, r := range recs {
 			if err := unbury(tx, keys[i], r); err != nil {
 				return err
