@@ -34,28 +34,19 @@ var metrics = struct {
 	forwardLag       prometheus.Histogram
 	disabled         *prometheus.GaugeVec
 }{
-	queued: prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "pipeline_queued",
-		Help: "Exchanges waiting to be turned into events.",
-	}),
+	queued:           plainGauge("pipeline_queued", "Exchanges waiting to be turned into events."),
 	exchangesDropped: counter("exchanges_dropped_total", "Exchanges not turned into events, by reason.", "reason"),
 	trafficProblems: counter("traffic_problems_total",
 		"Exchanges whose traffic could not be read in full (not JSON, truncated, undecodable...), by problem.", "problem"),
-	eventsDerived: counter("events_derived_total", "Canonical events derived from traffic, by type.", "type"),
-	userInfoFailures: prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "user_info_failures_total",
-		Help: "External user lookups that failed; their events went out without the lookup's data.",
-	}),
-	enqueued:     counter("events_enqueued_total", "Webhook messages stored in the outbox.", "webhook", "schema"),
-	delivered:    counter("events_delivered_total", "Webhook messages acknowledged by their receiver.", "webhook", "schema"),
-	failed:       counter("events_failed_total", "Failed delivery attempts, by reason.", "webhook", "schema", "reason"),
-	retried:      counter("events_retried_total", "Failed messages scheduled for another attempt.", "webhook", "schema"),
-	dropped:      counter("events_dropped_total", "Webhook messages discarded without delivery, by reason.", "webhook", "schema", "reason"),
-	deadLettered: counter("events_dead_lettered_total", "Webhook messages moved to the dead letters, by reason.", "webhook", "schema", "reason"),
-	queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "queue_depth",
-		Help: "Webhook messages waiting in the outbox.",
-	}, []string{"webhook", "schema"}),
+	eventsDerived:    counter("events_derived_total", "Canonical events derived from traffic, by type.", "type"),
+	userInfoFailures: plainCounter("user_info_failures_total", "External user lookups that failed; their events went out without the lookup's data."),
+	enqueued:         counter("events_enqueued_total", "Webhook messages stored in the outbox.", "webhook", "schema"),
+	delivered:        counter("events_delivered_total", "Webhook messages acknowledged by their receiver.", "webhook", "schema"),
+	failed:           counter("events_failed_total", "Failed delivery attempts, by reason.", "webhook", "schema", "reason"),
+	retried:          counter("events_retried_total", "Failed messages scheduled for another attempt.", "webhook", "schema"),
+	dropped:          counter("events_dropped_total", "Webhook messages discarded without delivery, by reason.", "webhook", "schema", "reason"),
+	deadLettered:     counter("events_dead_lettered_total", "Webhook messages moved to the dead letters, by reason.", "webhook", "schema", "reason"),
+	queueDepth:       gauges("queue_depth", "Webhook messages waiting in the outbox.", "webhook", "schema"),
 	latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "delivery_latency_seconds",
 		Help:    "Time from the end of the proxied exchange to the receiver's acknowledgement.",
@@ -63,34 +54,34 @@ var metrics = struct {
 	}, []string{"webhook", "schema"}),
 	journalSkipped: counter("journal_skipped_total",
 		"Exchanges not written to the capture journal (full, write_error): a crash before their events are stored loses them.", "reason"),
-	journalReplayed: prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "journal_replayed_total",
-		Help: "Exchanges an earlier process journalled but did not store, derived and stored at start.",
-	}),
-	journalTornTails: prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "journal_torn_tails_total",
-		Help: "Capture journal segments whose torn or corrupt end was skipped at start.",
-	}),
-	spooled: prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_spooled",
-		Help: "Webhook messages in the local spool waiting to be published to NATS (outbox nats).",
-	}),
-	forwarded: prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_forwarded_total",
-		Help: "Webhook messages published from the local spool to NATS (outbox nats).",
-	}),
+	journalReplayed:  plainCounter("journal_replayed_total", "Exchanges an earlier process journalled but did not store, derived and stored at start."),
+	journalTornTails: plainCounter("journal_torn_tails_total", "Capture journal segments whose torn or corrupt end was skipped at start."),
+	spooled:          plainGauge("nats_spooled", "Webhook messages in the local spool waiting to be published to NATS (outbox nats)."),
+	forwarded:        plainCounter("nats_forwarded_total", "Webhook messages published from the local spool to NATS (outbox nats)."),
 	forwardLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_forward_lag_seconds",
 		Help:    "Time from the end of the proxied exchange to NATS acknowledging the message (outbox nats).",
 		Buckets: latencyBuckets,
 	}),
-	disabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "webhook_disabled",
-		Help: "1 while a webhook is disabled because every attempt failed for disable_after.",
-	}, []string{"webhook", "schema"}),
+	disabled: gauges("webhook_disabled", "1 while a webhook is disabled because every attempt failed for disable_after.", "webhook", "schema"),
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200}
+
+// plainCounter makes a counter of this module's namespace.
+func plainCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help})
+}
+
+// plainGauge makes a gauge of this module's namespace.
+func plainGauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help})
+}
+
+// gauges makes a gauge vector of this module's namespace.
+func gauges(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}, labels)
+}
 
 // counter makes a counter vector of this module's namespace.
 func counter(name, help string, labels ...string) *prometheus.CounterVec {
