@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 )
 
 // outboxKind is one outbox the nats scenario compares: bbolt, or the NATS
@@ -22,6 +23,7 @@ func (e *env) natsScenario() error {
 	type row struct {
 		kind             outboxKind
 		saturated, paced deliveryFigures
+		publishLag       time.Duration // mean spool -> JetStream of the paced phase
 	}
 	var rows []row
 	// A NATS server stops once Caddy has left it.
@@ -47,14 +49,27 @@ func (e *env) natsScenario() error {
 		if err != nil {
 			return err
 		}
-		rows = append(rows, row{kind: k, saturated: e.saturatedDelivery(), paced: e.pacedDelivery()})
+		r := row{kind: k, saturated: e.saturatedDelivery()}
+		before := e.caddy.metrics()
+		r.paced = e.pacedDelivery()
+		r.publishLag = meanOf(before, e.caddy.metrics(), "caddy_chat_webhooks_nats_forward_lag_seconds")
+		rows = append(rows, r)
 	}
-	fmt.Printf("\n%-16s | %-40s | %s\n", "outbox", "saturated, -c "+fmt.Sprint(*conc), fmt.Sprintf("paced %d req/s", *rate))
+	fmt.Printf("\n%-16s | %-48s | %-48s | %s\n", "outbox", fmt.Sprintf("saturated, -c %d", *conc), fmt.Sprintf("paced %d req/s", *rate), "paced publish lag mean")
 	for _, r := range rows {
-		fmt.Printf("%-16s | %6.0f events/s  p50 %9s p99 %9s | %6.0f events/s  p50 %9s p99 %9s | lost %d\n", r.kind.name,
-			r.saturated.perSec, ms(r.saturated.p50), ms(r.saturated.p99), r.paced.perSec, ms(r.paced.p50), ms(r.paced.p99), r.saturated.lost+r.paced.lost)
+		fmt.Printf("%-16s | %6.0f events/s p50 %12s p99 %12s | %6.0f events/s p50 %12s p99 %12s | %s  lost %d\n", r.kind.name,
+			r.saturated.perSec, ms(r.saturated.p50), ms(r.saturated.p99), r.paced.perSec, ms(r.paced.p50), ms(r.paced.p99), ms(r.publishLag), r.saturated.lost+r.paced.lost)
 	}
 	return nil
+}
+
+// meanOf is the mean of histogram family between two scrapes.
+func meanOf(before, after map[string]float64, family string) time.Duration {
+	n := after[family+"_count"] - before[family+"_count"]
+	if n == 0 {
+		return 0
+	}
+	return time.Duration((after[family+"_sum"] - before[family+"_sum"]) / n * float64(time.Second))
 }
 
 // useOutbox restarts Caddy with the outbox option outbox (empty: bbolt).
