@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/natstest"
 )
@@ -87,4 +90,36 @@ func (n *natsRun) outbox(stream string, replicas int, spool string) string {
 			failover 3s
 			spool %s
 		}`, strings.Join(n.urls, " "), stream, replicas, spool)
+}
+
+// waitNATSReady waits until Caddy's NATS outbox has its streams: until
+// then it spools locally and keeps conversation state in its own memory,
+// which a measurement must not mistake for the NATS outbox at work. A
+// JetStream cluster elects its leaders for a few seconds after it starts.
+// The admin API's stats hold the shared queue counts once the streams
+// exist, and say why not before (each request waits up to 10s for them).
+func (c *caddyProc) waitNATSReady() error {
+	var why string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + c.admin + "/chat_webhooks/stats")
+		if err != nil {
+			why = err.Error()
+			continue
+		}
+		var st struct {
+			Queued map[string]int `json:"nats_queued"`
+			Error  string         `json:"nats_error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			why = err.Error()
+		case st.Error != "":
+			why = st.Error
+		case st.Queued != nil:
+			return nil
+		}
+	}
+	return fmt.Errorf("the NATS outbox of %s is not ready after 60s: %s", c.admin, why)
 }

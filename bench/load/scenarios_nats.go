@@ -46,6 +46,9 @@ func (e *env) natsScenario() error {
 		err := e.useOutbox(outbox)
 		prev.shutdown()
 		prev = n
+		if err == nil && n != nil {
+			err = e.caddy.waitNATSReady()
+		}
 		if err != nil {
 			return err
 		}

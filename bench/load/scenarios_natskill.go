@@ -42,6 +42,11 @@ func (e *env) natsKillScenario() error {
 		return err
 	}
 	defer b.stop()
+	for _, c := range []*caddyProc{e.caddy, b} {
+		if err := c.waitNATSReady(); err != nil {
+			return err
+		}
+	}
 	urlB := fmt.Sprintf("http://127.0.0.1:%d/v1/chat/completions", portsB[2])
 
 	e.settle()
