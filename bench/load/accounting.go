@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// idle reports whether nothing waits in the module's pipeline or outbox.
+// idle reports whether nothing waits in the module's pipeline, outbox or
+// NATS spool.
 func (c *caddyProc) idle() bool {
 	m := c.metrics()
-	return m["caddy_chat_webhooks_queue_depth"] == 0 && m["caddy_chat_webhooks_pipeline_queued"] == 0
+	return m["caddy_chat_webhooks_queue_depth"] == 0 && m["caddy_chat_webhooks_pipeline_queued"] == 0 && m["caddy_chat_webhooks_nats_spooled"] == 0
 }
 
 // waitDrained waits until the receiver holds want distinct events and the
@@ -52,8 +53,9 @@ func (e *env) settle() {
 }
 
 // account compares the events sent (one per webhook and successful module
-// request) with what the receiver got, de-duplicated.
-func (e *env) account(name string, sent []string, extra string) {
+// request) with what the receiver got, de-duplicated, and returns how
+// many were lost.
+func (e *env) account(name string, sent []string, extra string) int {
 	snap := e.rx.snapshot()
 	fmt.Printf("%s: %s\n", name, extra)
 	totalLost := 0
@@ -79,6 +81,7 @@ func (e *env) account(name string, sent []string, extra string) {
 		totalLost, m[`caddy_chat_webhooks_exchanges_dropped_total{reason="pipeline_full"}`],
 		m[`caddy_chat_webhooks_exchanges_dropped_total{reason="shutting_down"}`], sumPrefix(m, "caddy_chat_webhooks_events_dropped_total"),
 		sumPrefix(m, "caddy_chat_webhooks_events_dead_lettered_total"))
+	return totalLost
 }
 
 func sumPrefix(m map[string]float64, prefix string) float64 {

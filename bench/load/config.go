@@ -59,11 +59,22 @@ func (w webhook) secret(gen int) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// caddyfile is the configuration under test in generation gen. Everything
-// that identifies a webhook's deliveries changes with the generation: the
+// caddyfile is the configuration under test in generation gen, on the
+// env's ports and outbox.
+func (e *env) caddyfile(gen int) string {
+	return e.caddyfileFor(gen, e.ports, e.outbox)
+}
+
+// caddyfileFor is the configuration of generation gen listening on ports
+// (admin, plain site, module site) with the chat_webhooks outbox option
+// outbox (empty: a bbolt file in the run's directory). Everything that
+// identifies a webhook's deliveries changes with the generation: the
 // URL's gen query parameter, the X-Config-Gen header, the signing secret,
 // and the payload member bench_gen, which is shaped into the payload.
-func (e *env) caddyfile(gen int) string {
+func (e *env) caddyfileFor(gen int, ports []int, outbox string) string {
+	if outbox == "" {
+		outbox = "outbox bbolt " + filepath.Join(e.dir, "outbox.db")
+	}
 	w := ""
 	if *workers > 0 {
 		w = fmt.Sprintf("workers %d", *workers)
@@ -91,7 +102,7 @@ func (e *env) caddyfile(gen int) string {
 		level ERROR
 	}
 	chat_webhooks {
-		outbox bbolt %s
+		%s
 		max_queued 250000
 		%s
 	}
@@ -108,7 +119,7 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, e.ports[0], filepath.Join(e.dir, "outbox.db"), w, e.ports[1], e.backendAdr, e.ports[2], hooks.String(), e.backendAdr)
+`, ports[0], outbox, w, ports[1], e.backendAdr, ports[2], hooks.String(), e.backendAdr)
 }
 
 // identity is what one delivery says about the configuration behind it.

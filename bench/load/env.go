@@ -14,7 +14,8 @@ type env struct {
 	backendSrv            *http.Server
 	rx                    *receiver
 	caddy                 *caddyProc
-	ports                 []int // admin, plain site, module site
+	ports                 []int  // admin, plain site, module site
+	outbox                string // chat_webhooks outbox option; empty: bbolt in dir
 	plainURL, moduleURL   string
 	adminAddr, backendAdr string
 	sent                  *tokenLog

@@ -26,7 +26,10 @@
 // delivery (events/s end to end, delivery latency), backlog (RSS with
 // events queued while the receiver is down, then the time to drain), and
 // the faults outage, reload (a storm of reloads that change the webhooks)
-// and kill, each printing events sent, delivered (de-duplicated) and lost.
+// and kill, each printing events sent, delivered (de-duplicated) and lost;
+// nats (the delivery phases with bbolt, then the NATS outbox on an
+// embedded JetStream of one node and of three with R3, side by side) and
+// nats-kill (two instances on one NATS, one SIGKILLed under load).
 package main
 
 import (
@@ -42,7 +45,7 @@ import (
 var (
 	caddyBin      = flag.String("caddy", "", "Caddy binary built from ./cmd/caddy (default: build one into a temporary directory)")
 	caddyCPUs     = flag.String("caddy-cpus", "", "run Caddy and the minimal sender under taskset -c with this CPU list, e.g. 1 (pin this harness to the others yourself)")
-	scenarios     = flag.String("scenarios", "proxy,delivery", "comma-separated: proxy, paced, sse, streams, delivery, backlog, outage, reload, kill, or all")
+	scenarios     = flag.String("scenarios", "proxy,delivery", "comma-separated: proxy, paced, sse, streams, delivery, backlog, outage, reload, kill, nats, nats-kill, or all")
 	conc          = flag.Int("c", 16, "concurrent clients (and minimal sender connections)")
 	duration      = flag.Duration("d", 10*time.Second, "duration of one measured load phase")
 	rounds        = flag.Int("rounds", 2, "proxy and paced scenarios: alternating plain/module rounds")
@@ -66,7 +69,7 @@ var (
 
 // allScenarios is the order -scenarios all runs them in: the fault
 // scenarios last, since they leave dead letters and restarts behind.
-var allScenarios = []string{"proxy", "paced", "sse", "streams", "delivery", "backlog", "outage", "reload", "kill"}
+var allScenarios = []string{"proxy", "paced", "sse", "streams", "delivery", "backlog", "outage", "reload", "kill", "nats", "nats-kill"}
 
 func main() {
 	if spec := os.Getenv(minimalSenderEnv); spec != "" {
@@ -118,6 +121,7 @@ func run() error {
 		"proxy": e.proxyScenario, "paced": e.pacedScenario, "sse": e.sseScenario, "streams": e.streamsScenario,
 		"delivery": e.deliveryScenario, "backlog": e.backlogScenario,
 		"outage": e.outageScenario, "reload": e.reloadScenario, "kill": e.killScenario,
+		"nats": e.natsScenario, "nats-kill": e.natsKillScenario,
 	}
 	for _, s := range list {
 		s = strings.TrimSpace(s)
