@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
@@ -103,8 +105,60 @@ func (rt *pipeline) replay(a *App) {
 	}
 }
 
+// Commit marks are grouped: written once commitBatch tickets have gathered,
+// or commitEvery after the first, so that one write serves many exchanges
+// even when each store batch holds one. A crash in between stores those
+// exchanges again, under the same event ids, which receivers de-duplicate.
+const (
+	commitBatch = 256
+	commitEvery = 10 * time.Millisecond
+)
+
+// commits gathers the journal's commit marks until they are written.
+type commits struct {
+	mu      sync.Mutex
+	pending []journal.Ticket
+	timer   *time.Timer // set while marks wait
+}
+
 // commitJournal records that the tickets' exchanges are done with.
 func (rt *pipeline) commitJournal(ts []journal.Ticket) {
+	if len(ts) == 0 {
+		return
+	}
+	c := &rt.commits
+	c.mu.Lock()
+	c.pending = append(c.pending, ts...)
+	var now []journal.Ticket
+	switch {
+	case len(c.pending) >= commitBatch:
+		now, c.pending = c.pending, nil
+		if c.timer != nil {
+			c.timer.Stop()
+			c.timer = nil
+		}
+	case c.timer == nil:
+		c.timer = time.AfterFunc(commitEvery, rt.flushCommits)
+	}
+	c.mu.Unlock()
+	rt.writeCommits(now)
+}
+
+// flushCommits writes the marks that wait.
+func (rt *pipeline) flushCommits() {
+	c := &rt.commits
+	c.mu.Lock()
+	now := c.pending
+	c.pending = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	rt.writeCommits(now)
+}
+
+func (rt *pipeline) writeCommits(ts []journal.Ticket) {
 	if len(ts) == 0 {
 		return
 	}

@@ -128,6 +128,7 @@ type pipeline struct {
 	journalOn        bool
 	recovered        []journal.Recovered
 	journalErrLogged atomic.Bool
+	commits          commits
 }
 
 type stateHolder struct{ store convstate.Store }
@@ -558,6 +559,7 @@ func (rt *pipeline) Destruct() error {
 		rt.wg.Wait()
 	}
 	if j := rt.journal.Load(); j != nil {
+		rt.flushCommits()
 		if err := j.Close(); err != nil {
 			rt.logger.Error("closing the capture journal", zap.Error(err))
 		}
