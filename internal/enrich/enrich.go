@@ -25,10 +25,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultUserInfoTimeout    = 5 * time.Second
-	DefaultUserInfoCacheTTL   = 10 * time.Minute
-	DefaultUserInfoFailureTTL = 30 * time.Second
-	DefaultUserInfoCacheSize  = 10000
+	defaultTimeout    = 5 * time.Second
+	defaultCacheTTL   = 10 * time.Minute
+	defaultFailureTTL = 30 * time.Second
+	defaultCacheSize  = 10000
 	// maxUserInfo bounds a lookup answer; a user record is small.
 	maxUserInfo = 1 << 20
 )
@@ -53,15 +53,15 @@ type Config struct {
 	URL string
 	// Header is sent with every lookup (e.g. Authorization).
 	Header http.Header
-	// Timeout bounds one lookup; 0 means DefaultUserInfoTimeout.
+	// Timeout bounds one lookup; 0 means 5 s.
 	Timeout time.Duration
-	// CacheTTL is how long an answer is reused; 0 means DefaultUserInfoCacheTTL.
+	// CacheTTL is how long an answer is reused; 0 means 10 min.
 	CacheTTL time.Duration
 	// FailureTTL is how long a failed lookup is remembered, so that a dead
 	// lookup service is not asked again for every event; 0 means
-	// DefaultUserInfoFailureTTL, and it never exceeds CacheTTL.
+	// 30 s, and it never exceeds CacheTTL.
 	FailureTTL time.Duration
-	// CacheSize bounds the cached answers; 0 means DefaultUserInfoCacheSize.
+	// CacheSize bounds the cached answers; 0 means 10000.
 	CacheSize int
 	// Root is the gjson path of the user object in the answer, e.g. "data";
 	// empty means the answer itself.
@@ -110,14 +110,14 @@ type userInfo struct {
 func New(cfg Config) (*Enricher, error) {
 	e := &Enricher{
 		header:     cfg.Header.Clone(),
-		timeout:    orDefault(cfg.Timeout, DefaultUserInfoTimeout),
-		ttl:        orDefault(cfg.CacheTTL, DefaultUserInfoCacheTTL),
-		failureTTL: orDefault(cfg.FailureTTL, DefaultUserInfoFailureTTL),
+		timeout:    orDefault(cfg.Timeout, defaultTimeout),
+		ttl:        orDefault(cfg.CacheTTL, defaultCacheTTL),
+		failureTTL: orDefault(cfg.FailureTTL, defaultFailureTTL),
 		root:       cfg.Root,
 	}
 	size := cfg.CacheSize
 	if size <= 0 {
-		size = DefaultUserInfoCacheSize
+		size = defaultCacheSize
 	}
 	e.cache = lru.New[*userInfo](size)
 	e.failureTTL = min(e.failureTTL, e.ttl)
