@@ -8,9 +8,9 @@ import (
 	"github.com/chatwebhooks/chatwebhooks/internal/builtin"
 )
 
-// Preset is a built-in source: rules that understand one real API or channel
+// preset is a built-in source: rules that understand one real API or channel
 // format, written in the same rule language users write.
-type Preset struct {
+type preset struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Rules       []Rule `json:"rules"`
@@ -21,7 +21,7 @@ var presetFiles embed.FS
 
 // presets holds every built-in source by name; adding a platform means adding
 // a file under presets/.
-var presets = builtin.Load(presetFiles, "presets", func(p Preset) string { return p.Name }, func(p Preset) error {
+var presets = builtin.Load(presetFiles, "presets", func(p preset) string { return p.Name }, func(p preset) error {
 	for _, r := range p.Rules {
 		if _, err := compileRule(r); err != nil {
 			return err

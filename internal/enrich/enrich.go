@@ -4,7 +4,6 @@
 package enrich
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +13,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/event"
 	"github.com/chatwebhooks/chatwebhooks/internal/jsondoc"
+	"github.com/chatwebhooks/chatwebhooks/internal/lru"
 	"github.com/chatwebhooks/chatwebhooks/internal/template"
 	"github.com/tidwall/gjson"
 	"golang.org/x/sync/singleflight"
@@ -26,10 +25,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultUserInfoTimeout    = 5 * time.Second
-	DefaultUserInfoCacheTTL   = 10 * time.Minute
-	DefaultUserInfoFailureTTL = 30 * time.Second
-	DefaultUserInfoCacheSize  = 10000
+	defaultTimeout    = 5 * time.Second
+	defaultCacheTTL   = 10 * time.Minute
+	defaultFailureTTL = 30 * time.Second
+	defaultCacheSize  = 10000
 	// maxUserInfo bounds a lookup answer; a user record is small.
 	maxUserInfo = 1 << 20
 )
@@ -54,15 +53,15 @@ type Config struct {
 	URL string
 	// Header is sent with every lookup (e.g. Authorization).
 	Header http.Header
-	// Timeout bounds one lookup; 0 means DefaultUserInfoTimeout.
+	// Timeout bounds one lookup; 0 means 5 s.
 	Timeout time.Duration
-	// CacheTTL is how long an answer is reused; 0 means DefaultUserInfoCacheTTL.
+	// CacheTTL is how long an answer is reused; 0 means 10 min.
 	CacheTTL time.Duration
 	// FailureTTL is how long a failed lookup is remembered, so that a dead
 	// lookup service is not asked again for every event; 0 means
-	// DefaultUserInfoFailureTTL, and it never exceeds CacheTTL.
+	// 30 s, and it never exceeds CacheTTL.
 	FailureTTL time.Duration
-	// CacheSize bounds the cached answers; 0 means DefaultUserInfoCacheSize.
+	// CacheSize bounds the cached answers; 0 means 10000.
 	CacheSize int
 	// Root is the gjson path of the user object in the answer, e.g. "data";
 	// empty means the answer itself.
@@ -86,14 +85,11 @@ type Enricher struct {
 	timeout    time.Duration
 	ttl        time.Duration
 	failureTTL time.Duration
-	size       int
 	root       string
 	fields     []userField
 	client     *http.Client
 
-	mu       sync.Mutex
-	lru      *list.List // of *cacheEntry, most recently used first
-	cache    map[string]*list.Element
+	cache    *lru.Cache[*userInfo]
 	inflight singleflight.Group
 }
 
@@ -110,28 +106,21 @@ type userInfo struct {
 	err    error
 }
 
-type cacheEntry struct {
-	key     string
-	info    *userInfo
-	expires time.Time
-}
-
 // New checks a configuration and builds its Enricher.
 func New(cfg Config) (*Enricher, error) {
 	e := &Enricher{
 		header:     cfg.Header.Clone(),
-		timeout:    orDefault(cfg.Timeout, DefaultUserInfoTimeout),
-		ttl:        orDefault(cfg.CacheTTL, DefaultUserInfoCacheTTL),
-		failureTTL: orDefault(cfg.FailureTTL, DefaultUserInfoFailureTTL),
-		size:       cfg.CacheSize,
+		timeout:    orDefault(cfg.Timeout, defaultTimeout),
+		ttl:        orDefault(cfg.CacheTTL, defaultCacheTTL),
+		failureTTL: orDefault(cfg.FailureTTL, defaultFailureTTL),
 		root:       cfg.Root,
-		lru:        list.New(),
-		cache:      map[string]*list.Element{},
 	}
+	size := cfg.CacheSize
+	if size <= 0 {
+		size = defaultCacheSize
+	}
+	e.cache = lru.New[*userInfo](size)
 	e.failureTTL = min(e.failureTTL, e.ttl)
-	if e.size <= 0 {
-		e.size = DefaultUserInfoCacheSize
-	}
 	var err error
 	if e.url, err = parseLookupURL(cfg.URL); err != nil {
 		return nil, err
@@ -248,20 +237,8 @@ func (e *Enricher) get(ctx context.Context, addr string) *userInfo {
 
 // cached returns the fresh cached answer for addr, or nil.
 func (e *Enricher) cached(addr string) *userInfo {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	el, ok := e.cache[addr]
-	if !ok {
-		return nil
-	}
-	ent := el.Value.(*cacheEntry)
-	if !time.Now().Before(ent.expires) {
-		e.lru.Remove(el)
-		delete(e.cache, addr)
-		return nil
-	}
-	e.lru.MoveToFront(el)
-	return ent.info
+	info, _ := e.cache.Get(addr, time.Now(), 0)
+	return info
 }
 
 // run performs one lookup on behalf of every caller waiting for it, and
@@ -272,17 +249,7 @@ func (e *Enricher) run(addr string) *userInfo {
 	if info.err != nil {
 		ttl = e.failureTTL
 	}
-	e.mu.Lock()
-	if el, ok := e.cache[addr]; ok {
-		e.lru.Remove(el)
-	}
-	e.cache[addr] = e.lru.PushFront(&cacheEntry{key: addr, info: info, expires: time.Now().Add(ttl)})
-	for e.lru.Len() > e.size {
-		oldest := e.lru.Back()
-		e.lru.Remove(oldest)
-		delete(e.cache, oldest.Value.(*cacheEntry).key)
-	}
-	e.mu.Unlock()
+	e.cache.Put(addr, info, time.Now().Add(ttl))
 	return info
 }
 
