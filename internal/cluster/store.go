@@ -338,7 +338,7 @@ func (s *Store) DeadLetters(endpoint string, limit int) ([]delivery.Record, erro
 		return nil, err
 	}
 	filter := s.deadFilter(endpoint)
-	n, err := s.deadCount(ctx, filter)
+	n, err := count(ctx, s.c.dlq, filter)
 	if err != nil || n == 0 {
 		return nil, err
 	}
@@ -390,19 +390,20 @@ func (s *Store) ready(ctx context.Context) error {
 	}
 }
 
-// deadCounts returns the dead letters per subject matching filter.
-func (s *Store) deadSubjects(ctx context.Context, filter string) (map[string]uint64, error) {
-	info, err := s.c.dlq.Info(ctx, jetstream.WithSubjectFilter(filter))
+// subjects returns the messages per subject of stream matching filter.
+func subjects(ctx context.Context, stream jetstream.Stream, filter string) (map[string]uint64, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return nil, err
 	}
 	return info.State.Subjects, nil
 }
 
-func (s *Store) deadCount(ctx context.Context, filter string) (int, error) {
-	subjects, err := s.deadSubjects(ctx, filter)
+// count returns the messages of stream matching filter.
+func count(ctx context.Context, stream jetstream.Stream, filter string) (int, error) {
+	per, err := subjects(ctx, stream, filter)
 	n := 0
-	for _, k := range subjects {
+	for _, k := range per {
 		n += int(k)
 	}
 	return n, err
@@ -494,7 +495,7 @@ func (s *Store) ForgetAll(endpoint string) (int, error) {
 		return 0, err
 	}
 	filter := s.deadFilter(endpoint)
-	n, err := s.deadCount(ctx, filter)
+	n, err := count(ctx, s.c.dlq, filter)
 	if err != nil || n == 0 {
 		return 0, err
 	}
@@ -535,16 +536,9 @@ func (s *Store) PurgeQueued(endpoint string) (int, error) {
 		return 0, err
 	}
 	filter := s.c.cfg.Prefix + ".out." + token(endpoint) + ".>"
-	info, err := s.c.out.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
+	n, err := count(ctx, s.c.out, filter)
+	if err != nil || n == 0 {
 		return 0, err
-	}
-	n := 0
-	for _, k := range info.State.Subjects {
-		n += int(k)
-	}
-	if n == 0 {
-		return 0, nil
 	}
 	return n, s.c.out.Purge(ctx, jetstream.WithPurgeSubject(filter))
 }
@@ -556,13 +550,13 @@ func (s *Store) DeadCounts() (map[string]int, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	subjects, err := s.deadSubjects(ctx, s.deadFilter(""))
+	dead, err := subjects(ctx, s.c.dlq, s.deadFilter(""))
 	if err != nil {
 		return nil, err
 	}
 	counts := map[string]int{}
 	prefix := s.c.cfg.Prefix + ".dead."
-	for subj, n := range subjects {
+	for subj, n := range dead {
 		tok, _, _ := strings.Cut(strings.TrimPrefix(subj, prefix), ".")
 		if name, err := untoken(tok); err == nil {
 			counts[name] += int(n)
