@@ -285,21 +285,16 @@ func untoken(tok string) (string, error) {
 	return string(b), err
 }
 
-// partition maps a lane to one of n partitions; every instance computes the
-// same one.
-func partition(lane string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(lane))
-	return int(h.Sum32() % uint32(n))
-}
-
-// outSubject is where a message of endpoint and lane is published. The last
-// token is a short hash of the lane, for operators reading the stream.
+// outSubject is where a message of endpoint and lane is published. The
+// partition is the lane's hash modulo the partitions, so every instance
+// computes the same one; the last token is the hash itself, for operators
+// reading the stream.
 func (c *Cluster) outSubject(endpoint, lane string) string {
 	h := fnv.New32a()
 	h.Write([]byte(lane))
-	return c.cfg.Prefix + ".out." + token(endpoint) + "." + strconv.Itoa(partition(lane, c.cfg.Partitions)) +
-		"." + strconv.FormatUint(uint64(h.Sum32()), 16)
+	sum := h.Sum32()
+	return c.cfg.Prefix + ".out." + token(endpoint) + "." + strconv.Itoa(int(sum%uint32(c.cfg.Partitions))) +
+		"." + strconv.FormatUint(uint64(sum), 16)
 }
 
 // consumerName names the consumer of endpoint's partition p.
