@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -582,13 +581,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
-	msgs := make([]jetstream.Msg, 0, len(held))
-	for _, seq := range slices.Sorted(maps.Keys(held)) {
-		msgs = append(msgs, held[seq].msg)
-	}
 	s.serving.mu.Lock()
 	stopped := s.serving.stop(func(string) bool { return true })
 	s.serving.mu.Unlock()
-	s.handOver(stopped, msgs)
+	s.handOver(stopped, inStreamOrder(held))
 	return nil
 }
