@@ -62,7 +62,7 @@ type schedule struct {
 	LastError  string    `json:"last_error,omitempty"`
 }
 
-// NewStore returns the instance's shared store; Deliver starts it.
+// NewStore returns the instance's shared store; Attach starts it.
 func (c *Cluster) NewStore() *Store {
 	return &Store{c: c, held: map[uint64]*heldMsg{}, byKey: map[string]uint64{},
 		arriving: map[string]jetstream.Msg{}, stop: make(chan struct{}),
