@@ -133,8 +133,9 @@ type Cluster struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	mu      sync.Mutex
-	ready   chan struct{} // closed once streams and buckets exist
+	// The streams and buckets are set once, before ready is closed; they
+	// are read only after it is.
+	ready   chan struct{}
 	out     jetstream.Stream
 	dlq     jetstream.Stream
 	sched   jetstream.KeyValue // retry schedules of failed messages
@@ -245,9 +246,7 @@ func (c *Cluster) create() error {
 	if err != nil {
 		return fmt.Errorf("bucket %s_conversations: %w", p, err)
 	}
-	c.mu.Lock()
 	c.out, c.dlq, c.sched, c.state = out, dlq, sched, state
-	c.mu.Unlock()
 	return nil
 }
 
