@@ -3,15 +3,16 @@
 //
 // Every instance first stores the messages it shapes in its own local
 // outbox file (the spool), from which a forwarder publishes them to a
-// work-queue stream and deletes them once JetStream acknowledges. The stream's
-// subjects are <prefix>.out.<webhook>.<partition>.<lane>, the partition a
-// hash of the lane (the conversation). Each (webhook, partition) has a
-// durable pull consumer with a pinned priority group, so one instance at a
-// time delivers a partition; it feeds what it pulls into an ordinary
-// delivery.Engine through Store, so lanes, retries, the breaker and signing
-// are the engine's own. Failed attempts keep their schedule in a key-value
-// bucket, so that another instance taking over continues it; dead letters
-// go to a second stream that every instance reads and replays from.
+// work-queue stream and deletes them once JetStream acknowledges. The
+// stream's subjects are <prefix>.out.<webhook>.<partition>.<lane hash>, the
+// lane being the conversation and the partition its hash modulo the
+// partitions. Each (webhook, partition) has a durable pull consumer with a
+// pinned priority group, so one instance at a time delivers a partition;
+// it feeds what it pulls into an ordinary delivery.Engine through Store, so
+// lanes, retries, the breaker and signing are the engine's own. Failed
+// attempts keep their schedule in a key-value bucket, so that another
+// instance taking over continues it; dead letters go to a second stream
+// that every instance reads and replays from.
 package cluster
 
 import (
@@ -292,8 +293,13 @@ func (c *Cluster) outSubject(endpoint, lane string) string {
 	h := fnv.New32a()
 	h.Write([]byte(lane))
 	sum := h.Sum32()
-	return c.cfg.Prefix + ".out." + token(endpoint) + "." + strconv.Itoa(int(sum%uint32(c.cfg.Partitions))) +
-		"." + strconv.FormatUint(uint64(sum), 16)
+	return c.outPrefix(endpoint) + strconv.Itoa(int(sum%uint32(c.cfg.Partitions))) + "." + strconv.FormatUint(uint64(sum), 16)
+}
+
+// outPrefix begins the subjects of endpoint's messages, which its consumers
+// and purges filter on.
+func (c *Cluster) outPrefix(endpoint string) string {
+	return c.cfg.Prefix + ".out." + token(endpoint) + "."
 }
 
 // consumerName names the consumer of endpoint's partition p.

@@ -115,7 +115,7 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 		part := strconv.Itoa(p)
 		cons, err := s.c.js.CreateOrUpdateConsumer(ctx, cfg.Prefix+"_out", jetstream.ConsumerConfig{
 			Durable:        s.c.consumerName(name, p),
-			FilterSubject:  cfg.Prefix + ".out." + token(name) + "." + part + ".>",
+			FilterSubject:  s.c.outPrefix(name) + part + ".>",
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        cfg.ackWait(),
 			MaxDeliver:     -1,

@@ -534,7 +534,7 @@ func (s *Store) PurgeQueued(endpoint string) (int, error) {
 	if err := s.ready(ctx); err != nil {
 		return 0, err
 	}
-	filter := s.c.cfg.Prefix + ".out." + token(endpoint) + ".>"
+	filter := s.c.outPrefix(endpoint) + ">"
 	n, err := count(ctx, s.c.out, filter)
 	if err != nil || n == 0 {
 		return 0, err
