@@ -3,15 +3,16 @@
 //
 // Every instance first stores the messages it shapes in its own local
 // outbox file (the spool), from which a forwarder publishes them to a
-// work-queue stream and deletes them once JetStream acknowledges. The stream's
-// subjects are <prefix>.out.<webhook>.<partition>.<lane>, the partition a
-// hash of the lane (the conversation). Each (webhook, partition) has a
-// durable pull consumer with a pinned priority group, so one instance at a
-// time delivers a partition; it feeds what it pulls into an ordinary
-// delivery.Engine through Store, so lanes, retries, the breaker and signing
-// are the engine's own. Failed attempts keep their schedule in a key-value
-// bucket, so that another instance taking over continues it; dead letters
-// go to a second stream that every instance reads and replays from.
+// work-queue stream and deletes them once JetStream acknowledges. The
+// stream's subjects are <prefix>.out.<webhook>.<partition>.<lane hash>, the
+// lane being the conversation and the partition its hash modulo the
+// partitions. Each (webhook, partition) has a durable pull consumer with a
+// pinned priority group, so one instance at a time delivers a partition;
+// it feeds what it pulls into an ordinary delivery.Engine through Store, so
+// lanes, retries, the breaker and signing are the engine's own. Failed
+// attempts keep their schedule in a key-value bucket, so that another
+// instance taking over continues it; dead letters go to a second stream
+// that every instance reads and replays from.
 package cluster
 
 import (
@@ -133,8 +134,9 @@ type Cluster struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	mu      sync.Mutex
-	ready   chan struct{} // closed once streams and buckets exist
+	// The streams and buckets are set once, before ready is closed; they
+	// are read only after it is.
+	ready   chan struct{}
 	out     jetstream.Stream
 	dlq     jetstream.Stream
 	sched   jetstream.KeyValue // retry schedules of failed messages
@@ -245,9 +247,7 @@ func (c *Cluster) create() error {
 	if err != nil {
 		return fmt.Errorf("bucket %s_conversations: %w", p, err)
 	}
-	c.mu.Lock()
 	c.out, c.dlq, c.sched, c.state = out, dlq, sched, state
-	c.mu.Unlock()
 	return nil
 }
 
@@ -285,21 +285,21 @@ func untoken(tok string) (string, error) {
 	return string(b), err
 }
 
-// partition maps a lane to one of n partitions; every instance computes the
-// same one.
-func partition(lane string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(lane))
-	return int(h.Sum32() % uint32(n))
-}
-
-// outSubject is where a message of endpoint and lane is published. The last
-// token is a short hash of the lane, for operators reading the stream.
+// outSubject is where a message of endpoint and lane is published. The
+// partition is the lane's hash modulo the partitions, so every instance
+// computes the same one; the last token is the hash itself, for operators
+// reading the stream.
 func (c *Cluster) outSubject(endpoint, lane string) string {
 	h := fnv.New32a()
 	h.Write([]byte(lane))
-	return c.cfg.Prefix + ".out." + token(endpoint) + "." + strconv.Itoa(partition(lane, c.cfg.Partitions)) +
-		"." + strconv.FormatUint(uint64(h.Sum32()), 16)
+	sum := h.Sum32()
+	return c.outPrefix(endpoint) + strconv.Itoa(int(sum%uint32(c.cfg.Partitions))) + "." + strconv.FormatUint(uint64(sum), 16)
+}
+
+// outPrefix begins the subjects of endpoint's messages, which its consumers
+// and purges filter on.
+func (c *Cluster) outPrefix(endpoint string) string {
+	return c.cfg.Prefix + ".out." + token(endpoint) + "."
 }
 
 // consumerName names the consumer of endpoint's partition p.

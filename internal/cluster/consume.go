@@ -115,7 +115,7 @@ func (s *Store) consume(name string) ([]jetstream.ConsumeContext, error) {
 		part := strconv.Itoa(p)
 		cons, err := s.c.js.CreateOrUpdateConsumer(ctx, cfg.Prefix+"_out", jetstream.ConsumerConfig{
 			Durable:        s.c.consumerName(name, p),
-			FilterSubject:  cfg.Prefix + ".out." + token(name) + "." + part + ".>",
+			FilterSubject:  s.c.outPrefix(name) + part + ".>",
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        cfg.ackWait(),
 			MaxDeliver:     -1,
@@ -214,14 +214,19 @@ func (s *Store) renew() {
 		// In stream order, so that if this instance dies its messages'
 		// deadlines lapse in that order too.
 		s.mu.Lock()
-		seqs := slices.Sorted(maps.Keys(s.held))
-		msgs := make([]jetstream.Msg, len(seqs))
-		for i, seq := range seqs {
-			msgs[i] = s.held[seq].msg
-		}
+		msgs := inStreamOrder(s.held)
 		s.mu.Unlock()
 		for _, m := range msgs {
 			m.InProgress()
 		}
 	}
+}
+
+// inStreamOrder lists the pulled messages of held by stream sequence.
+func inStreamOrder(held map[uint64]*heldMsg) []jetstream.Msg {
+	msgs := make([]jetstream.Msg, 0, len(held))
+	for _, seq := range slices.Sorted(maps.Keys(held)) {
+		msgs = append(msgs, held[seq].msg)
+	}
+	return msgs
 }

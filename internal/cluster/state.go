@@ -7,20 +7,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/chatwebhooks/chatwebhooks/internal/convstate"
 )
 
 // stateTimeout bounds a conversation-state read or write: they run on the
 // pipeline's path from exchange to event, never on the proxied request's,
 // but a slow NATS must not hold events back for long.
 const stateTimeout = 2 * time.Second
-
-// LocalState is conversation memory in this process (convstate's
-// Memory): State keeps it up to date and falls back on it while NATS
-// is unreachable.
-type LocalState interface {
-	Get(key string) []byte
-	Put(key string, attrs []byte)
-}
 
 // State is conversation memory shared by every instance through a
 // key-value bucket whose keys expire after Config.StateTTL without a write.
@@ -30,12 +24,14 @@ type LocalState interface {
 // only be retried with the same value.
 type State struct {
 	c       *Cluster
-	local   LocalState
+	local   convstate.Store // this process's memory, kept up to date
 	failing atomic.Bool
 }
 
-// State returns the shared conversation memory over local.
-func (c *Cluster) State(local LocalState) *State { return &State{c: c, local: local} }
+// State returns the shared conversation memory over local, this process's
+// memory, which it keeps up to date and falls back on while NATS is
+// unreachable.
+func (c *Cluster) State(local convstate.Store) *State { return &State{c: c, local: local} }
 
 // Get returns the attributes last recorded by any instance, or, while NATS
 // is unreachable, by this one.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +62,7 @@ type schedule struct {
 	LastError  string    `json:"last_error,omitempty"`
 }
 
-// NewStore returns the instance's shared store; Deliver starts it.
+// NewStore returns the instance's shared store; Attach starts it.
 func (c *Cluster) NewStore() *Store {
 	return &Store{c: c, held: map[uint64]*heldMsg{}, byKey: map[string]uint64{},
 		arriving: map[string]jetstream.Msg{}, stop: make(chan struct{}),
@@ -338,7 +337,7 @@ func (s *Store) DeadLetters(endpoint string, limit int) ([]delivery.Record, erro
 		return nil, err
 	}
 	filter := s.deadFilter(endpoint)
-	n, err := s.deadCount(ctx, filter)
+	n, err := count(ctx, s.c.dlq, filter)
 	if err != nil || n == 0 {
 		return nil, err
 	}
@@ -390,19 +389,20 @@ func (s *Store) ready(ctx context.Context) error {
 	}
 }
 
-// deadCounts returns the dead letters per subject matching filter.
-func (s *Store) deadSubjects(ctx context.Context, filter string) (map[string]uint64, error) {
-	info, err := s.c.dlq.Info(ctx, jetstream.WithSubjectFilter(filter))
+// subjects returns the messages per subject of stream matching filter.
+func subjects(ctx context.Context, stream jetstream.Stream, filter string) (map[string]uint64, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return nil, err
 	}
 	return info.State.Subjects, nil
 }
 
-func (s *Store) deadCount(ctx context.Context, filter string) (int, error) {
-	subjects, err := s.deadSubjects(ctx, filter)
+// count returns the messages of stream matching filter.
+func count(ctx context.Context, stream jetstream.Stream, filter string) (int, error) {
+	per, err := subjects(ctx, stream, filter)
 	n := 0
-	for _, k := range subjects {
+	for _, k := range per {
 		n += int(k)
 	}
 	return n, err
@@ -494,7 +494,7 @@ func (s *Store) ForgetAll(endpoint string) (int, error) {
 		return 0, err
 	}
 	filter := s.deadFilter(endpoint)
-	n, err := s.deadCount(ctx, filter)
+	n, err := count(ctx, s.c.dlq, filter)
 	if err != nil || n == 0 {
 		return 0, err
 	}
@@ -534,17 +534,10 @@ func (s *Store) PurgeQueued(endpoint string) (int, error) {
 	if err := s.ready(ctx); err != nil {
 		return 0, err
 	}
-	filter := s.c.cfg.Prefix + ".out." + token(endpoint) + ".>"
-	info, err := s.c.out.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
+	filter := s.c.outPrefix(endpoint) + ">"
+	n, err := count(ctx, s.c.out, filter)
+	if err != nil || n == 0 {
 		return 0, err
-	}
-	n := 0
-	for _, k := range info.State.Subjects {
-		n += int(k)
-	}
-	if n == 0 {
-		return 0, nil
 	}
 	return n, s.c.out.Purge(ctx, jetstream.WithPurgeSubject(filter))
 }
@@ -556,13 +549,13 @@ func (s *Store) DeadCounts() (map[string]int, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	subjects, err := s.deadSubjects(ctx, s.deadFilter(""))
+	dead, err := subjects(ctx, s.c.dlq, s.deadFilter(""))
 	if err != nil {
 		return nil, err
 	}
 	counts := map[string]int{}
 	prefix := s.c.cfg.Prefix + ".dead."
-	for subj, n := range subjects {
+	for subj, n := range dead {
 		tok, _, _ := strings.Cut(strings.TrimPrefix(subj, prefix), ".")
 		if name, err := untoken(tok); err == nil {
 			counts[name] += int(n)
@@ -588,13 +581,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
-	msgs := make([]jetstream.Msg, 0, len(held))
-	for _, seq := range slices.Sorted(maps.Keys(held)) {
-		msgs = append(msgs, held[seq].msg)
-	}
 	s.serving.mu.Lock()
 	stopped := s.serving.stop(func(string) bool { return true })
 	s.serving.mu.Unlock()
-	s.handOver(stopped, msgs)
+	s.handOver(stopped, inStreamOrder(held))
 	return nil
 }
