@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,6 +100,7 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	state, _ := flags.GetString("state")
 	conversation, _ := flags.GetString("conversation")
 	before, _ := flags.GetUint64("before")
+	harFile, _ := flags.GetString("har")
 
 	if args[0] == "try" {
 		return runTry(cmd)
@@ -127,6 +130,8 @@ func runCommand(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("show needs --id <id>")
 	case (args[0] == "purge" || args[0] == "enable") && webhook == "":
 		return fmt.Errorf("%s needs --webhook <name>", args[0])
+	case args[0] == "rederive" && harFile == "":
+		return fmt.Errorf("rederive needs --har <file> (or --har - for standard input)")
 	case args[0] == "replay" && id != "" && webhook == "":
 		return fmt.Errorf("replay --id needs --webhook <name> too")
 	case limit < 0:
@@ -154,14 +159,21 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the admin API: %v", err)
 	}
+	// rederive posts the HAR file; the other actions send no body.
+	var header http.Header
+	var body io.Reader
 	if args[0] == "rederive" {
-		return runRederive(cmd, addr, q)
+		data, err := readHAR(cmd, harFile)
+		if err != nil {
+			return err
+		}
+		header, body = http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(data)
 	}
 	uri := route[1]
 	if len(q) > 0 {
 		uri += "?" + q.Encode()
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, route[0], uri, nil, nil)
+	resp, err := caddycmd.AdminAPIRequest(addr, route[0], uri, header, body)
 	if err != nil {
 		return adminError(addr, err)
 	}
@@ -188,4 +200,20 @@ func adminError(addr string, err error) error {
 		}
 	}
 	return fmt.Errorf("%s", strings.TrimSpace(msg))
+}
+
+// printJSON writes an admin API answer indented, or as it came when it is
+// not JSON.
+func printJSON(cmd *cobra.Command, r io.Reader) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, body, "", "  ") != nil {
+		pretty.Reset()
+		pretty.Write(body)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(pretty.String()))
+	return nil
 }
