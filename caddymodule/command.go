@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -184,22 +185,34 @@ func runCommand(cmd *cobra.Command, args []string) error {
 // adminError words an AdminAPIRequest failure: an answer from the admin API
 // (no such dead letter, bad parameters) is not a connection problem.
 func adminError(addr string, err error) error {
-	const answered = "caddy responded with error: "
-	msg := err.Error()
-	if !strings.HasPrefix(msg, answered) {
+	status, body, ok := adminAnswer(err)
+	if !ok {
 		return fmt.Errorf("is Caddy running with its admin API at %s? %v", addr, err)
 	}
-	msg = strings.TrimPrefix(msg, answered)
-	// "HTTP 404: {"error":"..."}": keep the status and the error's text.
-	if status, body, ok := strings.Cut(msg, ": "); ok {
-		var apiErr struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal([]byte(body), &apiErr) == nil && apiErr.Error != "" {
-			return fmt.Errorf("%s: %s", status, apiErr.Error)
-		}
+	// Keep the status and the error's text.
+	var apiErr struct {
+		Error string `json:"error"`
 	}
-	return fmt.Errorf("%s", strings.TrimSpace(msg))
+	if json.Unmarshal([]byte(body), &apiErr) == nil && apiErr.Error != "" {
+		return fmt.Errorf("HTTP %d: %s", status, apiErr.Error)
+	}
+	return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(body))
+}
+
+// adminAnswer reads the admin API's status and body out of an
+// AdminAPIRequest error, which carries them as text when the API answered
+// with an error; ok is false when it did not answer.
+func adminAnswer(err error) (status int, body string, ok bool) {
+	rest, ok := strings.CutPrefix(err.Error(), "caddy responded with error: HTTP ")
+	if !ok {
+		return 0, "", false
+	}
+	code, body, ok := strings.Cut(rest, ": ")
+	status, convErr := strconv.Atoi(code)
+	if !ok || convErr != nil {
+		return 0, "", false
+	}
+	return status, body, true
 }
 
 // printJSON writes an admin API answer indented, or as it came when it is
