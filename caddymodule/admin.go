@@ -178,11 +178,8 @@ func viewOf(rec delivery.Record, body bool) messageView {
 		v.Next = rec.Next
 	}
 	if body {
-		v.Body = json.RawMessage(rec.Body)
-		if !json.Valid(v.Body) {
-			// Not JSON (a custom scheme's Prepare may change it): a string.
-			v.Body, _ = json.Marshal(string(rec.Body))
-		}
+		// A custom scheme's Prepare may make the body other than JSON.
+		v.Body = jsonOrString(rec.Body)
 	}
 	return v
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -90,9 +91,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
 			}
-			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<30 {
-				return d.Errf("max_capture %q: write a size such as 1MiB (at most 1GiB)", s)
+			n, ok := positiveSize(s)
+			if !ok {
+				return d.Errf("max_capture %q: write a size such as 1MiB", s)
 			}
 			h.MaxCapture = int(n)
 		case "webhook":
@@ -286,9 +287,6 @@ func parseWebhook(d *caddyfile.Dispenser) (Webhook, error) {
 		case "ordering":
 			if !d.AllArgs(&wh.Ordering) {
 				return wh, d.ArgErr()
-			}
-			if wh.Ordering != "conversation" && wh.Ordering != "none" {
-				return wh, d.Errf("ordering %q: write conversation or none", wh.Ordering)
 			}
 		case "events":
 			wh.Events = append(wh.Events, d.RemainingArgs()...)
@@ -527,11 +525,11 @@ func parseRecord(d *caddyfile.Dispenser) (*Record, error) {
 			if !d.AllArgs(&s) {
 				return nil, d.ArgErr()
 			}
-			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > maxRecordSize {
-				return nil, d.Errf("record max_size %q: write a size such as 64MiB (at most 4GiB)", s)
+			n, ok := positiveSize(s)
+			if !ok {
+				return nil, d.Errf("record max_size %q: write a size such as 64MiB", s)
 			}
-			r.MaxSize = int64(n)
+			r.MaxSize = n
 		case "keep":
 			n, err := positiveInt(d)
 			if err != nil {
@@ -680,11 +678,11 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			if !d.AllArgs(&s) {
 				return nil, d.ArgErr()
 			}
-			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 {
+			n, ok := positiveSize(s)
+			if !ok {
 				return nil, d.Errf("max_queued_bytes %q: write a size such as 256MiB", s)
 			}
-			app.MaxQueuedBytes = int64(n)
+			app.MaxQueuedBytes = n
 		default:
 			p := ints[d.Val()]
 			if p == nil {
@@ -726,11 +724,11 @@ func parseKeepDelivered(d *caddyfile.Dispenser) (*KeepDelivered, error) {
 		}
 	}
 	if len(args) > 2 {
-		n, err := humanize.ParseBytes(args[2])
-		if err != nil || n == 0 {
+		n, ok := positiveSize(args[2])
+		if !ok {
 			return nil, usage
 		}
-		k.MaxBytes = int64(n)
+		k.MaxBytes = n
 	}
 	return k, nil
 }
@@ -810,6 +808,17 @@ func positiveInt(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("%s %q: write a positive number", opt, s)
 	}
 	return n, nil
+}
+
+// positiveSize parses a size such as 64MiB that is above 0. Its upper
+// bound is the option's own, which check applies to JSON and the
+// Caddyfile alike.
+func positiveSize(s string) (int64, bool) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 || n > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(n), true
 }
 
 // positiveDuration parses v, the value of option opt, as a duration > 0.

@@ -1,10 +1,13 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -98,6 +101,7 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	state, _ := flags.GetString("state")
 	conversation, _ := flags.GetString("conversation")
 	before, _ := flags.GetUint64("before")
+	harFile, _ := flags.GetString("har")
 
 	if args[0] == "try" {
 		return runTry(cmd)
@@ -127,6 +131,8 @@ func runCommand(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("show needs --id <id>")
 	case (args[0] == "purge" || args[0] == "enable") && webhook == "":
 		return fmt.Errorf("%s needs --webhook <name>", args[0])
+	case args[0] == "rederive" && harFile == "":
+		return fmt.Errorf("rederive needs --har <file> (or --har - for standard input)")
 	case args[0] == "replay" && id != "" && webhook == "":
 		return fmt.Errorf("replay --id needs --webhook <name> too")
 	case limit < 0:
@@ -154,14 +160,21 @@ func runCommand(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the admin API: %v", err)
 	}
+	// rederive posts the HAR file; the other actions send no body.
+	var header http.Header
+	var body io.Reader
 	if args[0] == "rederive" {
-		return runRederive(cmd, addr, q)
+		data, err := readHAR(cmd, harFile)
+		if err != nil {
+			return err
+		}
+		header, body = http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(data)
 	}
 	uri := route[1]
 	if len(q) > 0 {
 		uri += "?" + q.Encode()
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, route[0], uri, nil, nil)
+	resp, err := caddycmd.AdminAPIRequest(addr, route[0], uri, header, body)
 	if err != nil {
 		return adminError(addr, err)
 	}
@@ -172,20 +185,48 @@ func runCommand(cmd *cobra.Command, args []string) error {
 // adminError words an AdminAPIRequest failure: an answer from the admin API
 // (no such dead letter, bad parameters) is not a connection problem.
 func adminError(addr string, err error) error {
-	const answered = "caddy responded with error: "
-	msg := err.Error()
-	if !strings.HasPrefix(msg, answered) {
+	status, body, ok := adminAnswer(err)
+	if !ok {
 		return fmt.Errorf("is Caddy running with its admin API at %s? %v", addr, err)
 	}
-	msg = strings.TrimPrefix(msg, answered)
-	// "HTTP 404: {"error":"..."}": keep the status and the error's text.
-	if status, body, ok := strings.Cut(msg, ": "); ok {
-		var apiErr struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal([]byte(body), &apiErr) == nil && apiErr.Error != "" {
-			return fmt.Errorf("%s: %s", status, apiErr.Error)
-		}
+	// Keep the status and the error's text.
+	var apiErr struct {
+		Error string `json:"error"`
 	}
-	return fmt.Errorf("%s", strings.TrimSpace(msg))
+	if json.Unmarshal([]byte(body), &apiErr) == nil && apiErr.Error != "" {
+		return fmt.Errorf("HTTP %d: %s", status, apiErr.Error)
+	}
+	return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(body))
+}
+
+// adminAnswer reads the admin API's status and body out of an
+// AdminAPIRequest error, which carries them as text when the API answered
+// with an error; ok is false when it did not answer.
+func adminAnswer(err error) (status int, body string, ok bool) {
+	rest, ok := strings.CutPrefix(err.Error(), "caddy responded with error: HTTP ")
+	if !ok {
+		return 0, "", false
+	}
+	code, body, ok := strings.Cut(rest, ": ")
+	status, convErr := strconv.Atoi(code)
+	if !ok || convErr != nil {
+		return 0, "", false
+	}
+	return status, body, true
+}
+
+// printJSON writes an admin API answer indented, or as it came when it is
+// not JSON.
+func printJSON(cmd *cobra.Command, r io.Reader) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, body, "", "  ") != nil {
+		pretty.Reset()
+		pretty.Write(body)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(pretty.String()))
+	return nil
 }

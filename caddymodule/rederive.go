@@ -1,18 +1,11 @@
 package caddymodule
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/spf13/cobra"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/delivery"
 	"github.com/chatwebhooks/chatwebhooks/internal/har"
@@ -98,40 +91,4 @@ func serveRederive(w http.ResponseWriter, r *http.Request, a *App, engine *deliv
 		msgs = msgs[n:]
 	}
 	return reply(w, res, nil)
-}
-
-// runRederive posts a HAR file to the running Caddy's rederive route.
-func runRederive(cmd *cobra.Command, addr string, q url.Values) error {
-	harFile, _ := cmd.Flags().GetString("har")
-	if harFile == "" {
-		return errors.New("rederive needs --har <file> (or --har - for standard input)")
-	}
-	data, err := readHAR(cmd, harFile)
-	if err != nil {
-		return err
-	}
-	uri := "/chat_webhooks/rederive"
-	if len(q) > 0 {
-		uri += "?" + q.Encode()
-	}
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, uri, http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(data))
-	if err != nil {
-		return adminError(addr, err)
-	}
-	defer resp.Body.Close()
-	return printJSON(cmd, resp.Body)
-}
-
-func printJSON(cmd *cobra.Command, r io.Reader) error {
-	body, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, body, "", "  ") != nil {
-		pretty.Reset()
-		pretty.Write(body)
-	}
-	fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(pretty.String()))
-	return nil
 }

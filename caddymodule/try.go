@@ -287,6 +287,7 @@ func maskHeader(h http.Header, wh *webhook) http.Header {
 	return h
 }
 
+// jsonOrString shows b as it is when it is JSON, else as a JSON string.
 func jsonOrString(b []byte) json.RawMessage {
 	if json.Valid(b) {
 		return b

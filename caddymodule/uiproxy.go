@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -50,13 +49,9 @@ func (p *dashboardProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *dashboardProxy) forward(w http.ResponseWriter, r *http.Request) {
 	resp, err := caddycmd.AdminAPIRequest(p.admin, r.Method, r.URL.RequestURI(), nil, nil)
 	if err != nil {
-		// AdminAPIRequest turns an error answer into an error; its text
-		// holds the status and the admin API's JSON.
-		status, body := http.StatusBadGateway, fmt.Sprintf(`{"error":%q}`, "admin API at "+p.admin+": "+err.Error())
-		if code, rest, ok := strings.Cut(strings.TrimPrefix(err.Error(), "caddy responded with error: HTTP "), ": "); ok {
-			if n, convErr := strconv.Atoi(code); convErr == nil {
-				status, body = n, rest
-			}
+		status, body, answered := adminAnswer(err)
+		if !answered {
+			status, body = http.StatusBadGateway, fmt.Sprintf(`{"error":%q}`, "admin API at "+p.admin+": "+err.Error())
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
