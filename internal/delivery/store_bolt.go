@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket layout. Keys embed the endpoint as a length-prefixed string so that
@@ -53,7 +54,7 @@ type boltOp struct {
 func OpenBolt(path string) (*BoltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("delivery: outbox %s is locked by another process (another Caddy using the same outbox?): stop it or give this one its own path", path)
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("delivery: outbox %s: its directory does not exist: create it or choose another path", path)
