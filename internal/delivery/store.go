@@ -9,7 +9,7 @@ import (
 // exist.
 var ErrNotFound = errors.New("delivery: no such message")
 
-// ErrNoPending is returned by Store.Body for a record that is not pending.
+// ErrNoPending is returned by Store.Load for a record that is not pending.
 var ErrNoPending = errors.New("delivery: no such pending message")
 
 // ErrClosed is returned by a closed Engine or Store.
