@@ -167,14 +167,22 @@ func (e *Engine) retireLate(rec *Record, schema, reason string, now time.Time, k
 		e.obs.Dropped(name, schema, ReasonPurged, 1)
 		return
 	}
-	trimmed, err := e.store.BuryPending([]uint64{rec.Seq}, reason, now, keep)
-	e.wrote(name, id, err)
-	if err == nil {
-		e.obs.DeadLettered(name, schema, reason, 1)
-		if trimmed > 0 {
-			e.obs.Dropped(name, schema, ReasonDeadLetters, trimmed)
-		}
+	e.wrote(name, id, e.buryPending(name, schema, []uint64{rec.Seq}, reason, now, keep))
+}
+
+// buryPending moves stored pending messages of endpoint name to its dead
+// letters with reason, and counts them and the dead letters trimmed to
+// make room.
+func (e *Engine) buryPending(name, schema string, seqs []uint64, reason string, now time.Time, keep int) error {
+	trimmed, err := e.store.BuryPending(seqs, reason, now, keep)
+	if err != nil {
+		return err
 	}
+	e.obs.DeadLettered(name, schema, reason, len(seqs))
+	if trimmed > 0 {
+		e.obs.Dropped(name, schema, ReasonDeadLetters, trimmed)
+	}
+	return nil
 }
 
 // unreadable handles a pending message that the store could not read: it is neither sent nor dropped nor dead-lettered, and its stored

@@ -296,14 +296,9 @@ func (e *Engine) Commit() error {
 	e.mu.Unlock()
 	var errs []error
 	for _, b := range burials {
-		trimmed, err := e.store.BuryPending(b.seqs, b.reason, now, keep)
-		if err != nil {
+		if err := e.buryPending(b.name, b.schema, b.seqs, b.reason, now, keep); err != nil {
 			errs = append(errs, fmt.Errorf("delivery: moving %d messages of %q to the dead letters: %w", len(b.seqs), b.name, err))
 			continue
-		}
-		e.obs.DeadLettered(b.name, b.schema, b.reason, len(b.seqs))
-		if trimmed > 0 {
-			e.obs.Dropped(b.name, b.schema, ReasonDeadLetters, trimmed)
 		}
 		e.log.Warn("queued webhook messages moved to the dead letters: replay them to a webhook of this name, or purge them",
 			"endpoint", b.name, "reason", b.reason, "messages", len(b.seqs))
@@ -440,14 +435,8 @@ func (e *Engine) buryOrphans(recs []*Record, keep int) error {
 	e.mu.Unlock()
 	var errs []error
 	for i, r := range recs {
-		trimmed, err := e.store.BuryPending([]uint64{r.Seq}, reasons[i], now, keep)
-		if err != nil {
+		if err := e.buryPending(r.Endpoint, "", []uint64{r.Seq}, reasons[i], now, keep); err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		e.obs.DeadLettered(r.Endpoint, "", reasons[i], 1)
-		if trimmed > 0 {
-			e.obs.Dropped(r.Endpoint, "", ReasonDeadLetters, trimmed)
 		}
 	}
 	if len(errs) > 0 {
