@@ -77,7 +77,8 @@ type Store interface {
 	ReviveAll(endpoint, identity string) ([]*Record, error)
 	// Forget deletes a dead letter; ErrNotFound if none.
 	Forget(endpoint, id string) error
-	// ForgetAll deletes every dead letter of endpoint and returns how many.
+	// ForgetAll deletes every dead letter of endpoint and returns how many;
+	// the Engine never passes an empty endpoint.
 	ForgetAll(endpoint string) (int, error)
 	// DeadCounts returns the number of dead letters per endpoint.
 	DeadCounts() (map[string]int, error)
