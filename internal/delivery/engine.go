@@ -271,8 +271,7 @@ func (e *Engine) Commit() error {
 			b.reason = ReasonRemoved
 			out = st.takeAll(ReasonRemoved)
 		} else {
-			out, st.waiting = st.waiting, nil
-			st.queued -= len(out)
+			out = st.takeWaiting()
 		}
 		for _, en := range out {
 			b.seqs = append(b.seqs, en.seq)
