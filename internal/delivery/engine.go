@@ -209,7 +209,7 @@ func (e *Engine) set(cfg *endpointConfig) {
 	if st.cfg != nil && st.cfg.URL != cfg.URL {
 		// Another receiver: what the old one did says nothing about it.
 		st.breaker = newBreaker(e.opts.Breaker)
-		st.health.disabledAt, st.health.failingSince = time.Time{}, time.Time{}
+		st.health.enable()
 	}
 	st.configure(cfg)
 	e.obs.QueueDepth(st.name, st.schema, st.queued)
