@@ -185,8 +185,9 @@ func (e *Engine) buryPending(name, schema string, seqs []uint64, reason string, 
 	return nil
 }
 
-// unreadable handles a pending message that the store could not read: it is neither sent nor dropped nor dead-lettered, and its stored
-// record is left untouched (a Save would rewrite it without the body). It
+// unreadable handles a pending message that the store could not read: it
+// is neither sent nor dropped nor dead-lettered, and its stored record is
+// left untouched (a Save would rewrite it without the body). It
 // stays pending, holding its lane, and is tried again after bodyRetry; each
 // failure is logged, at most once per bodyRetry per message. The attempt
 // does not count, and the breaker does not hear of it.
@@ -229,12 +230,12 @@ type verdict struct {
 
 func (v verdict) done() bool { return v.out.ok() || v.dead != "" || v.purged }
 
-// settle records an attempt on rec and writes the consequence to the store:
+// settle counts an attempt on rec and writes its consequence to the store:
 // keep it among the delivered when delivered, delete it when purged
-// meanwhile, bury when there is nothing
-// left to try or its webhook was removed meanwhile (retire), else save the
-// next attempt's time so that a restart keeps the schedule. The lane moves
-// on once a delete is queued, not committed (see Store.Delete).
+// meanwhile, bury it when there is nothing left to try or its webhook was
+// removed meanwhile (retire), else save the next attempt's time so that a
+// restart keeps the schedule. The lane moves on once a delivery or delete
+// is queued, not committed (see Store.Delete).
 func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.Time, retire string) verdict {
 	v := verdict{out: out, purged: retire == ReasonPurged}
 	rec.Attempts++

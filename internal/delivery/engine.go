@@ -306,9 +306,10 @@ func (e *Engine) Commit() error {
 }
 
 // Tune applies o's Workers, MaxQueued, MaxQueuedBytes, MaxDeadLetters,
-// Breaker and KeepDelivered to the running engine, as a configuration reload does; zero
-// fields take the defaults, and Clock, Observer and Logger stay as New set
-// them. Messages already queued are kept even above a lowered cap.
+// Breaker and KeepDelivered to the running engine, as a configuration
+// reload does; zero fields take the defaults, and Clock, Observer, Logger
+// and Tracer stay as New set them. Messages already queued are kept even
+// above a lowered cap.
 func (e *Engine) Tune(o Options) {
 	o = o.withDefaults()
 	e.mu.Lock()

@@ -32,9 +32,10 @@ const keyCount, keyBytes = "count", "bytes"
 const maxBatch = 1000
 
 // BoltStore is a Store in a bbolt file; it also holds key-value spaces
-// (KeyValues) for state that should live as long as the messages do. All writes go through one committer
-// goroutine that folds whatever writes are waiting into one transaction: one
-// fsync serves many concurrent Enqueue calls, with no added delay when idle.
+// (KeyValues) for state that should live as long as the messages do. All
+// writes go through one committer goroutine that folds whatever writes are
+// waiting into one transaction: one fsync serves many concurrent Enqueue
+// calls, with no added delay when idle.
 type BoltStore struct {
 	db     *bolt.DB
 	mu     sync.RWMutex // guards closed against sends on ops
