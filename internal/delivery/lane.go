@@ -24,7 +24,7 @@ type entry struct {
 	created    time.Time
 	// retire, set while the entry is in flight, says what to do after the
 	// attempt instead of retrying: bury it with this reason, or delete it
-	// (reasonPurged).
+	// (ReasonPurged).
 	retire string
 }
 
