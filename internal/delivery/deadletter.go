@@ -100,8 +100,12 @@ type Purged struct {
 // for a receiver that must get nothing more (a compromised one, or one
 // removed for good). An attempt in flight finishes and its message is then
 // deleted whatever the outcome. It fails with ErrUnknownEndpoint for a name
-// that is neither configured nor holds anything.
+// that is neither configured nor holds anything, and for "", which a
+// store may read as every endpoint.
 func (e *Engine) Purge(endpoint string) (Purged, error) {
+	if endpoint == "" {
+		return Purged{}, fmt.Errorf("%w: Purge needs a webhook name", ErrUnknownEndpoint)
+	}
 	e.mu.Lock()
 	st := e.endpoints[endpoint]
 	var out []*entry

@@ -167,18 +167,27 @@ func (e *Engine) retireLate(rec *Record, schema, reason string, now time.Time, k
 		e.obs.Dropped(name, schema, ReasonPurged, 1)
 		return
 	}
-	trimmed, err := e.store.BuryPending([]uint64{rec.Seq}, reason, now, keep)
-	e.wrote(name, id, err)
-	if err == nil {
-		e.obs.DeadLettered(name, schema, reason, 1)
-		if trimmed > 0 {
-			e.obs.Dropped(name, schema, ReasonDeadLetters, trimmed)
-		}
-	}
+	e.wrote(name, id, e.buryPending(name, schema, []uint64{rec.Seq}, reason, now, keep))
 }
 
-// unreadable handles a pending message that the store could not read: it is neither sent nor dropped nor dead-lettered, and its stored
-// record is left untouched (a Save would rewrite it without the body). It
+// buryPending moves stored pending messages of endpoint name to its dead
+// letters with reason, and counts them and the dead letters trimmed to
+// make room.
+func (e *Engine) buryPending(name, schema string, seqs []uint64, reason string, now time.Time, keep int) error {
+	trimmed, err := e.store.BuryPending(seqs, reason, now, keep)
+	if err != nil {
+		return err
+	}
+	e.obs.DeadLettered(name, schema, reason, len(seqs))
+	if trimmed > 0 {
+		e.obs.Dropped(name, schema, ReasonDeadLetters, trimmed)
+	}
+	return nil
+}
+
+// unreadable handles a pending message that the store could not read: it
+// is neither sent nor dropped nor dead-lettered, and its stored record is
+// left untouched (a Save would rewrite it without the body). It
 // stays pending, holding its lane, and is tried again after bodyRetry; each
 // failure is logged, at most once per bodyRetry per message. The attempt
 // does not count, and the breaker does not hear of it.
@@ -221,12 +230,12 @@ type verdict struct {
 
 func (v verdict) done() bool { return v.out.ok() || v.dead != "" || v.purged }
 
-// settle records an attempt on rec and writes the consequence to the store:
+// settle counts an attempt on rec and writes its consequence to the store:
 // keep it among the delivered when delivered, delete it when purged
-// meanwhile, bury when there is nothing
-// left to try or its webhook was removed meanwhile (retire), else save the
-// next attempt's time so that a restart keeps the schedule. The lane moves
-// on once a delete is queued, not committed (see Store.Delete).
+// meanwhile, bury it when there is nothing left to try or its webhook was
+// removed meanwhile (retire), else save the next attempt's time so that a
+// restart keeps the schedule. The lane moves on once a delivery or delete
+// is queued, not committed (see Store.Delete).
 func (e *Engine) settle(cfg *endpointConfig, rec *Record, out outcome, now time.Time, retire string) verdict {
 	v := verdict{out: out, purged: retire == ReasonPurged}
 	rec.Attempts++

@@ -15,8 +15,8 @@ import (
 	"github.com/chatwebhooks/chatwebhooks/signer"
 )
 
-// Endpoint is one receiver and how to deliver to it. The Caddy layer calls
-// SetEndpoint with it on every config load.
+// Endpoint is one receiver and how to deliver to it. The Caddy layer
+// passes the whole set to Engine.Apply on every config load.
 type Endpoint struct {
 	// Name identifies the endpoint in storage, metrics and the admin API.
 	// Keep it stable across config reloads: pending messages follow it.

@@ -209,7 +209,7 @@ func (e *Engine) set(cfg *endpointConfig) {
 	if st.cfg != nil && st.cfg.URL != cfg.URL {
 		// Another receiver: what the old one did says nothing about it.
 		st.breaker = newBreaker(e.opts.Breaker)
-		st.health.disabledAt, st.health.failingSince = time.Time{}, time.Time{}
+		st.health.enable()
 	}
 	st.configure(cfg)
 	e.obs.QueueDepth(st.name, st.schema, st.queued)
@@ -271,8 +271,7 @@ func (e *Engine) Commit() error {
 			b.reason = ReasonRemoved
 			out = st.takeAll(ReasonRemoved)
 		} else {
-			out, st.waiting = st.waiting, nil
-			st.queued -= len(out)
+			out = st.takeWaiting()
 		}
 		for _, en := range out {
 			b.seqs = append(b.seqs, en.seq)
@@ -296,14 +295,9 @@ func (e *Engine) Commit() error {
 	e.mu.Unlock()
 	var errs []error
 	for _, b := range burials {
-		trimmed, err := e.store.BuryPending(b.seqs, b.reason, now, keep)
-		if err != nil {
+		if err := e.buryPending(b.name, b.schema, b.seqs, b.reason, now, keep); err != nil {
 			errs = append(errs, fmt.Errorf("delivery: moving %d messages of %q to the dead letters: %w", len(b.seqs), b.name, err))
 			continue
-		}
-		e.obs.DeadLettered(b.name, b.schema, b.reason, len(b.seqs))
-		if trimmed > 0 {
-			e.obs.Dropped(b.name, b.schema, ReasonDeadLetters, trimmed)
 		}
 		e.log.Warn("queued webhook messages moved to the dead letters: replay them to a webhook of this name, or purge them",
 			"endpoint", b.name, "reason", b.reason, "messages", len(b.seqs))
@@ -312,9 +306,10 @@ func (e *Engine) Commit() error {
 }
 
 // Tune applies o's Workers, MaxQueued, MaxQueuedBytes, MaxDeadLetters,
-// Breaker and KeepDelivered to the running engine, as a configuration reload does; zero
-// fields take the defaults, and Clock, Observer and Logger stay as New set
-// them. Messages already queued are kept even above a lowered cap.
+// Breaker and KeepDelivered to the running engine, as a configuration
+// reload does; zero fields take the defaults, and Clock, Observer, Logger
+// and Tracer stay as New set them. Messages already queued are kept even
+// above a lowered cap.
 func (e *Engine) Tune(o Options) {
 	o = o.withDefaults()
 	e.mu.Lock()
@@ -440,14 +435,8 @@ func (e *Engine) buryOrphans(recs []*Record, keep int) error {
 	e.mu.Unlock()
 	var errs []error
 	for i, r := range recs {
-		trimmed, err := e.store.BuryPending([]uint64{r.Seq}, reasons[i], now, keep)
-		if err != nil {
+		if err := e.buryPending(r.Endpoint, "", []uint64{r.Seq}, reasons[i], now, keep); err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		e.obs.DeadLettered(r.Endpoint, "", reasons[i], 1)
-		if trimmed > 0 {
-			e.obs.Dropped(r.Endpoint, "", ReasonDeadLetters, trimmed)
 		}
 	}
 	if len(errs) > 0 {

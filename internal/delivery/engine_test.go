@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -246,6 +247,22 @@ func TestPurgeDeletesQueueAndDeadLetters(t *testing.T) {
 	}
 	if _, err := h.eng.Purge("nosuch"); !errors.Is(err, ErrUnknownEndpoint) {
 		t.Errorf("Purge of an unknown name = %v, want ErrUnknownEndpoint", err)
+	}
+}
+
+// A name is required: in a bbolt outbox the empty endpoint selects the dead
+// letters of every webhook.
+func TestPurgeWithoutNameDeletesNothing(t *testing.T) {
+	rx := newReceiver(t, answers(response{status: 410}))
+	h := newHarness(t, mustOpenBolt(t, filepath.Join(t.TempDir(), "outbox.db")), Options{})
+	h.set(endpoint(rx.URL))
+	h.enqueue(msg("A", 1))
+	h.waitCount("dead:rx", 1)
+	if _, err := h.eng.Purge(""); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Errorf("Purge of no name = %v, want ErrUnknownEndpoint", err)
+	}
+	if dead, err := h.eng.DeadLetters("rx", 0); err != nil || len(dead) != 1 {
+		t.Errorf("dead letters of rx after Purge(\"\") = %d, %v; want the 1 kept", len(dead), err)
 	}
 }
 

@@ -40,6 +40,12 @@ func (h *health) failedAt(now time.Time, detail string, disableAfter time.Durati
 	return true
 }
 
+// enable ends a disablement and starts the failure time over, so that
+// DisableAfter counts from the next failure.
+func (h *health) enable() {
+	h.disabledAt, h.failingSince = time.Time{}, time.Time{}
+}
+
 // limiter spaces an endpoint's attempts evenly, n per period: a token
 // bucket that holds one token, so that no window of the period sees more
 // than n+1 attempts however long the endpoint was idle. Messages wait for
@@ -99,7 +105,7 @@ func (e *Engine) Enable(endpoint string) (bool, error) {
 		return false, fmt.Errorf("%w %q is configured", ErrUnknownEndpoint, endpoint)
 	}
 	was := !st.health.disabledAt.IsZero()
-	st.health.disabledAt, st.health.failingSince = time.Time{}, time.Time{}
+	st.health.enable()
 	if was {
 		e.log.Info("webhook re-enabled", "endpoint", endpoint)
 		e.obs.Disabled(endpoint, st.schema, false)

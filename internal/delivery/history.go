@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -141,22 +142,15 @@ func (e *Engine) Messages(q Query) ([]Record, error) {
 		}
 		return true
 	})
-	slices.SortFunc(out, func(a, b Record) int { return cmpSeqDesc(a.Seq, b.Seq) })
+	slices.SortFunc(out, newestFirst)
 	if len(out) > q.Limit {
 		out = out[:q.Limit]
 	}
 	return out, err
 }
 
-func cmpSeqDesc(a, b uint64) int {
-	switch {
-	case a > b:
-		return -1
-	case a < b:
-		return 1
-	}
-	return 0
-}
+// newestFirst orders records by descending Seq.
+func newestFirst(a, b Record) int { return cmp.Compare(b.Seq, a.Seq) }
 
 // Message returns every stored record with id, in any state and of any
 // endpoint (one event goes to several webhooks under the same id), newest
@@ -177,6 +171,6 @@ func (e *Engine) Message(id string) ([]Record, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	slices.SortFunc(out, func(a, b Record) int { return cmpSeqDesc(a.Seq, b.Seq) })
+	slices.SortFunc(out, newestFirst)
 	return out, nil
 }

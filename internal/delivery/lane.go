@@ -24,7 +24,7 @@ type entry struct {
 	created    time.Time
 	// retire, set while the entry is in flight, says what to do after the
 	// attempt instead of retrying: bury it with this reason, or delete it
-	// (reasonPurged).
+	// (ReasonPurged).
 	retire string
 }
 
@@ -152,11 +152,8 @@ func (s *endpointState) configure(cfg *endpointConfig) {
 		// to what is queued.
 		h.cfg = cfg
 	}
-	waiting := s.waiting
-	s.waiting = nil
-	for _, r := range waiting {
+	for _, r := range s.takeWaiting() {
 		s.add(r)
-		s.queued--
 	}
 }
 
@@ -244,8 +241,7 @@ func (s *endpointState) place(r *entry, ordered bool) {
 // ones included, and returns them; heads in flight are marked with retire
 // so that their attempt's end disposes of them.
 func (s *endpointState) takeAll(retire string) []*entry {
-	out := s.waiting
-	s.waiting = nil
+	out := s.takeWaiting()
 	for k, l := range s.lanes {
 		rest := l.recs
 		if l.busy {
@@ -258,8 +254,16 @@ func (s *endpointState) takeAll(retire string) []*entry {
 			s.unbind(r)
 		}
 		out = append(out, rest...)
+		s.queued -= len(rest)
 	}
 	s.ready = s.ready[:0]
+	return out
+}
+
+// takeWaiting removes the waiting messages and returns them.
+func (s *endpointState) takeWaiting() []*entry {
+	out := s.waiting
+	s.waiting = nil
 	s.queued -= len(out)
 	return out
 }

@@ -9,7 +9,7 @@ import (
 // exist.
 var ErrNotFound = errors.New("delivery: no such message")
 
-// ErrNoPending is returned by Store.Body for a record that is not pending.
+// ErrNoPending is returned by Store.Load for a record that is not pending.
 var ErrNoPending = errors.New("delivery: no such pending message")
 
 // ErrClosed is returned by a closed Engine or Store.
@@ -77,7 +77,8 @@ type Store interface {
 	ReviveAll(endpoint, identity string) ([]*Record, error)
 	// Forget deletes a dead letter; ErrNotFound if none.
 	Forget(endpoint, id string) error
-	// ForgetAll deletes every dead letter of endpoint and returns how many.
+	// ForgetAll deletes every dead letter of endpoint and returns how many;
+	// the Engine never passes an empty endpoint.
 	ForgetAll(endpoint string) (int, error)
 	// DeadCounts returns the number of dead letters per endpoint.
 	DeadCounts() (map[string]int, error)

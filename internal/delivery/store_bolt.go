@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket layout. Keys embed the endpoint as a length-prefixed string so that
@@ -31,9 +32,10 @@ const keyCount, keyBytes = "count", "bytes"
 const maxBatch = 1000
 
 // BoltStore is a Store in a bbolt file; it also holds key-value spaces
-// (KeyValues) for state that should live as long as the messages do. All writes go through one committer
-// goroutine that folds whatever writes are waiting into one transaction: one
-// fsync serves many concurrent Enqueue calls, with no added delay when idle.
+// (KeyValues) for state that should live as long as the messages do. All
+// writes go through one committer goroutine that folds whatever writes are
+// waiting into one transaction: one fsync serves many concurrent Enqueue
+// calls, with no added delay when idle.
 type BoltStore struct {
 	db     *bolt.DB
 	mu     sync.RWMutex // guards closed against sends on ops
@@ -53,7 +55,7 @@ type boltOp struct {
 func OpenBolt(path string) (*BoltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("delivery: outbox %s is locked by another process (another Caddy using the same outbox?): stop it or give this one its own path", path)
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("delivery: outbox %s: its directory does not exist: create it or choose another path", path)

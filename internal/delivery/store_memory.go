@@ -181,7 +181,7 @@ func (s *memoryStore) Scan(state, endpoint string, fn func(*Record) bool) error 
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b *Record) int { return cmpSeqDesc(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b *Record) int { return cmp.Compare(b.Seq, a.Seq) })
 	for _, r := range out {
 		if !fn(r) {
 			break

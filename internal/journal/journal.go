@@ -290,17 +290,26 @@ func (j *Journal) append(r *Record, bounded bool) (Ticket, error) {
 		j.trim()
 	}
 	seg := j.current()
+	if err := j.write(buf); err != nil {
+		return Ticket{}, err
+	}
+	seg.pending++
+	return Ticket{seg: seg, id: id, origin: r.Origin}, nil
+}
+
+// write appends buf to the current segment; j.mu is held. What a failed
+// write leaves is a torn frame that ends the segment for a reader: later
+// records go to a new one.
+func (j *Journal) write(buf []byte) error {
+	seg := j.current()
 	n, err := seg.f.Write(buf)
 	seg.size += int64(n)
 	j.bytes += int64(n)
 	if err != nil {
-		// What was written is a torn frame that ends this segment for a
-		// reader: later records go to a new one.
 		j.broken = true
-		return Ticket{}, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
-	seg.pending++
-	return Ticket{seg: seg, id: id, origin: r.Origin}, nil
+	return nil
 }
 
 // maxPooled keeps buffers of huge exchanges from staying in the pool.
@@ -337,15 +346,7 @@ func (j *Journal) Commit(ts []Ticket) error {
 		err = j.startSegment()
 	}
 	if err == nil && !j.closed {
-		seg := j.current()
-		var n int
-		n, err = seg.f.Write(buf)
-		seg.size += int64(n)
-		j.bytes += int64(n)
-		if err != nil {
-			j.broken = true
-			err = fmt.Errorf("journal: %w", err)
-		}
+		err = j.write(buf)
 	}
 	j.release(ts)
 	return err
