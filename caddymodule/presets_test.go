@@ -61,7 +61,7 @@ func TestPresetsThroughCaddyYieldExactEvents(t *testing.T) {
 		for k, v := range x.RequestHeader {
 			req.Header.Set(k, v)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := turnClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
