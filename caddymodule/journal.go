@@ -35,7 +35,7 @@ func journalDir(outboxPath string) string { return outboxPath + "-journal" }
 // opened is logged and done without: the proxy runs as it would without
 // one, and the files stay for the next start.
 func (rt *pipeline) openJournal(cfg *JournalConfig) {
-	if rt.outbox.Kind == "memory" || cfg != nil && cfg.Off {
+	if !rt.wantsJournal(cfg) {
 		return
 	}
 	rt.journalOn = true
@@ -55,6 +55,12 @@ func (rt *pipeline) openJournal(cfg *JournalConfig) {
 	}
 	rt.recovered = rec.Records
 	rt.journal.Store(j)
+}
+
+// wantsJournal reports whether a configuration asks this pipeline for a
+// capture journal.
+func (rt *pipeline) wantsJournal(cfg *JournalConfig) bool {
+	return rt.outbox.Kind != "memory" && (cfg == nil || !cfg.Off)
 }
 
 // record journals a finished exchange on the request path. When the

@@ -269,7 +269,7 @@ func (rt *pipeline) tune(a *App) {
 		rt.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
 			zap.Int("queue_size", cap(rt.queue)), zap.Int("workers", len(rt.shards)))
 	}
-	if wantJournal := rt.outbox.Kind != "memory" && (a.Journal == nil || !a.Journal.Off); wantJournal != rt.journalOn {
+	if rt.wantsJournal(a.Journal) != rt.journalOn {
 		rt.logger.Warn("journal takes effect when Caddy restarts, not on reload", zap.Bool("journal", rt.journalOn))
 	}
 }
