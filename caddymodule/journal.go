@@ -207,6 +207,18 @@ func (r *resolution) settle() bool {
 	return r != nil && r.remaining.Add(-1) == 0
 }
 
+// settle counts one batch of each exchange done (nil for one without a
+// journal record) and commits the exchanges whose last batch it was.
+func (rt *pipeline) settle(rs ...*resolution) {
+	var done []journal.Ticket
+	for _, r := range rs {
+		if r.settle() {
+			done = append(done, r.ticket)
+		}
+	}
+	rt.commitJournal(done)
+}
+
 // routeKey identifies a handler's configuration across restarts: the
 // digest of its JSON, taken before defaults are filled in. The journal
 // stores it with each exchange, so that a replay uses the handler that

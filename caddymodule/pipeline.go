@@ -442,9 +442,7 @@ func (rt *pipeline) hand(i int, b batch, wait bool) {
 	case rt.shards[i] <- b:
 		rt.overflowLogged.Store(false)
 	default:
-		if b.res.settle() {
-			rt.commitJournal([]journal.Ticket{b.res.ticket})
-		}
+		rt.settle(b.res)
 		metrics.exchangesDropped.WithLabelValues("shard_full").Inc()
 		if !rt.overflowLogged.Swap(true) {
 			rt.logger.Warn("a pipeline worker is behind (a slow user_info lookup?): dropping its conversations' events until it catches up",
@@ -473,11 +471,8 @@ func (rt *pipeline) store(shard <-chan batch) {
 	defer rt.wg.Done()
 	for b := range shard {
 		msgs := rt.messages(b)
-		// settling are the journalled exchanges of this Enqueue.
-		var settling []*resolution
-		if b.res != nil {
-			settling = append(settling, b.res)
-		}
+		// settling are the exchanges of this Enqueue.
+		settling := []*resolution{b.res}
 	more:
 		for len(msgs) < maxStoreBatch {
 			select {
@@ -486,9 +481,7 @@ func (rt *pipeline) store(shard <-chan batch) {
 					break more
 				}
 				msgs = append(msgs, rt.messages(next)...)
-				if next.res != nil {
-					settling = append(settling, next.res)
-				}
+				settling = append(settling, next.res)
 			default:
 				break more
 			}
@@ -502,13 +495,7 @@ func (rt *pipeline) store(shard <-chan batch) {
 			cancel()
 		}
 		if settled(err) {
-			var done []journal.Ticket
-			for _, res := range settling {
-				if res.settle() {
-					done = append(done, res.ticket)
-				}
-			}
-			rt.commitJournal(done)
+			rt.settle(settling...)
 		}
 	}
 }
