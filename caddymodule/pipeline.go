@@ -405,28 +405,40 @@ func (rt *pipeline) derive(j job) {
 			out.Events[k].ID = eventID(j.ticket.Origin(), k)
 		}
 	}
-	if len(rt.shards) == 1 || len(out.Events) == 1 {
-		if res != nil {
-			res.remaining.Store(1)
-		}
-		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, res: res, trace: tc}, j.replayed)
-		return
-	}
-	byShard := map[int][]event.Event{}
-	var order []int
-	for _, ev := range out.Events {
-		i := rt.shardOf(&ev)
-		if _, seen := byShard[i]; !seen {
-			order = append(order, i)
-		}
-		byShard[i] = append(byShard[i], ev)
-	}
+	groups := rt.byShard(out.Events)
 	if res != nil {
-		res.remaining.Store(int32(len(order)))
+		res.remaining.Store(int32(len(groups)))
 	}
-	for _, i := range order {
-		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], res: res, trace: tc}, j.replayed)
+	for _, g := range groups {
+		rt.hand(g.shard, batch{route: j.route, end: j.ex.End, events: g.events, res: res, trace: tc}, j.replayed)
 	}
+}
+
+// shardEvents are the events of one exchange that go to one shard.
+type shardEvents struct {
+	shard  int
+	events []event.Event
+}
+
+// byShard groups events by shard, shards in the order their first event
+// came. An exchange has few events, so a scan beats a map.
+func (rt *pipeline) byShard(evs []event.Event) []shardEvents {
+	if len(rt.shards) == 1 || len(evs) == 1 {
+		return []shardEvents{{rt.shardOf(&evs[0]), evs}}
+	}
+	var groups []shardEvents
+next:
+	for _, ev := range evs {
+		i := rt.shardOf(&ev)
+		for g := range groups {
+			if groups[g].shard == i {
+				groups[g].events = append(groups[g].events, ev)
+				continue next
+			}
+		}
+		groups = append(groups, shardEvents{i, []event.Event{ev}})
+	}
+	return groups
 }
 
 // hand gives a batch to shard i without waiting: a shard whose buffer is
