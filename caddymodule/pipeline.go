@@ -89,12 +89,7 @@ type pipeline struct {
 	mu sync.Mutex
 	// engine is nil until the first configuration starts.
 	engine *delivery.Engine
-	// sink takes the shaped messages: the engine, or with outbox nats the
-	// forwarder, whose messages reach an engine through the stream.
-	sink interface {
-		Enqueue(context.Context, ...delivery.Message) error
-	}
-	nats *natsOutbox // with outbox nats
+	nats   *natsOutbox // with outbox nats
 	// live are the started configurations, oldest first; the last one's
 	// webhooks are the engine's.
 	live    []*App
@@ -234,7 +229,7 @@ func (rt *pipeline) open(a *App) error {
 		store.Close()
 		return err
 	}
-	rt.engine, rt.sink = engine, engine
+	rt.engine = engine
 	return nil
 }
 
@@ -501,7 +496,7 @@ func (rt *pipeline) store(shard <-chan batch) {
 		var err error
 		if len(msgs) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err = rt.sink.Enqueue(ctx, msgs...); err != nil {
+			if err = rt.sink().Enqueue(ctx, msgs...); err != nil {
 				rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
 			}
 			cancel()
@@ -510,6 +505,17 @@ func (rt *pipeline) store(shard <-chan batch) {
 			rt.settle(settling...)
 		}
 	}
+}
+
+// sink takes the shaped messages: the engine, or with outbox nats the
+// forwarder, whose messages reach an engine through the stream.
+func (rt *pipeline) sink() interface {
+	Enqueue(context.Context, ...delivery.Message) error
+} {
+	if rt.nats != nil {
+		return rt.nats.forwarder
+	}
+	return rt.engine
 }
 
 // settled reports whether the outcome of an Enqueue is final. Messages
