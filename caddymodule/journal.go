@@ -90,9 +90,16 @@ func (rt *pipeline) record(r *route, ex *capture.Exchange) journal.Ticket {
 // rt.mu is held and the workers run. The queue is waited for: nothing of
 // it is dropped for being many.
 func (rt *pipeline) replay(a *App) {
+	if len(rt.recovered) == 0 {
+		return
+	}
+	routes := map[uint64]*route{}
+	for _, r := range a.routes {
+		routes[r.key] = r
+	}
 	var orphans []journal.Ticket
 	for _, r := range rt.recovered {
-		route := a.routeKeys[r.Record.Route]
+		route := routes[r.Record.Route]
 		if route == nil {
 			orphans = append(orphans, r.Ticket)
 			continue
