@@ -377,11 +377,10 @@ func (rt *pipeline) sequence() {
 // derive turns one exchange into events and hands them to their shards.
 func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
-	var out derive.Outcome
-	tc := rt.tracing.derive(requestTrace(j.ex), j.span, func(span trace.Span) {
-		out = j.route.deriver.Derive(j.ex)
-		span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
-	})
+	span, tc := rt.tracing.startDerive(requestTrace(j.ex), j.span)
+	out := j.route.deriver.Derive(j.ex)
+	span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
+	span.End()
 	for _, p := range out.Problems {
 		metrics.trafficProblems.WithLabelValues(p).Inc()
 	}
