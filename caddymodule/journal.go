@@ -201,9 +201,9 @@ func eventID(o journal.Origin, k int) string {
 	return "evt_" + hex.EncodeToString(sum[:12])
 }
 
-// resolution follows a journalled exchange whose events went to several
-// shards: it is committed when the last of its batches is stored or
-// dropped.
+// resolution follows a journalled exchange, whose events may go to
+// several shards: it is committed when the last of its batches is stored
+// or dropped.
 type resolution struct {
 	ticket    journal.Ticket
 	remaining atomic.Int32
