@@ -60,11 +60,9 @@ type App struct {
 	// webhooks are the receivers this configuration's handlers declared,
 	// by name; Start makes them the engine's whole set.
 	webhooks map[string]*webhook
-	// routes are the configuration's handlers, for rederive.
-	routes []*route
-	// routeKeys are this configuration's handlers by route key, for the
+	// routes are the configuration's handlers, for rederive and for the
 	// exchanges the capture journal replays.
-	routeKeys map[uint64]*route
+	routes []*route
 }
 
 // ConversationState sizes the conversation memory; Off disables it, so that
@@ -205,7 +203,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		KeepDelivered:  a.KeepDelivered.retention(),
 	}
 	a.webhooks = map[string]*webhook{}
-	a.routeKeys = map[uint64]*route{}
 	a.key = "pipeline:" + ob.Kind + ":" + ob.Path
 	val, _, err := pool.LoadOrNew(a.key, func() (caddy.Destructor, error) {
 		return newPipeline(ob, a.QueueSize, a.Workers, a.logger), nil

@@ -124,7 +124,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	warnUnreachable(ctx.Logger(), r)
 	app.routes = append(app.routes, r)
 	h.route = r
-	app.routeKeys[key] = r
 	return nil
 }
 

@@ -35,7 +35,7 @@ func journalDir(outboxPath string) string { return outboxPath + "-journal" }
 // opened is logged and done without: the proxy runs as it would without
 // one, and the files stay for the next start.
 func (rt *pipeline) openJournal(cfg *JournalConfig) {
-	if rt.outbox.Kind == "memory" || cfg != nil && cfg.Off {
+	if !rt.wantsJournal(cfg) {
 		return
 	}
 	rt.journalOn = true
@@ -55,6 +55,12 @@ func (rt *pipeline) openJournal(cfg *JournalConfig) {
 	}
 	rt.recovered = rec.Records
 	rt.journal.Store(j)
+}
+
+// wantsJournal reports whether a configuration asks this pipeline for a
+// capture journal.
+func (rt *pipeline) wantsJournal(cfg *JournalConfig) bool {
+	return rt.outbox.Kind != "memory" && (cfg == nil || !cfg.Off)
 }
 
 // record journals a finished exchange on the request path. When the
@@ -84,9 +90,16 @@ func (rt *pipeline) record(r *route, ex *capture.Exchange) journal.Ticket {
 // rt.mu is held and the workers run. The queue is waited for: nothing of
 // it is dropped for being many.
 func (rt *pipeline) replay(a *App) {
+	if len(rt.recovered) == 0 {
+		return
+	}
+	routes := map[uint64]*route{}
+	for _, r := range a.routes {
+		routes[r.key] = r
+	}
 	var orphans []journal.Ticket
 	for _, r := range rt.recovered {
-		route := a.routeKeys[r.Record.Route]
+		route := routes[r.Record.Route]
 		if route == nil {
 			orphans = append(orphans, r.Ticket)
 			continue
@@ -188,9 +201,9 @@ func eventID(o journal.Origin, k int) string {
 	return "evt_" + hex.EncodeToString(sum[:12])
 }
 
-// resolution follows a journalled exchange whose events went to several
-// shards: it is committed when the last of its batches is stored or
-// dropped.
+// resolution follows a journalled exchange, whose events may go to
+// several shards: it is committed when the last of its batches is stored
+// or dropped.
 type resolution struct {
 	ticket    journal.Ticket
 	remaining atomic.Int32
@@ -199,6 +212,18 @@ type resolution struct {
 // settle counts one batch done and reports whether it was the last.
 func (r *resolution) settle() bool {
 	return r != nil && r.remaining.Add(-1) == 0
+}
+
+// settle counts one batch of each exchange done (nil for one without a
+// journal record) and commits the exchanges whose last batch it was.
+func (rt *pipeline) settle(rs ...*resolution) {
+	var done []journal.Ticket
+	for _, r := range rs {
+		if r.settle() {
+			done = append(done, r.ticket)
+		}
+	}
+	rt.commitJournal(done)
 }
 
 // routeKey identifies a handler's configuration across restarts: the

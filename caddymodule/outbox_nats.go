@@ -266,7 +266,7 @@ func (rt *pipeline) openNATS(a *App) error {
 	case <-time.After(readyWait):
 		rt.logger.Warn("NATS JetStream not reachable yet: spooling locally until it is", zap.Strings("urls", cfg.URLs))
 	}
-	rt.engine, rt.sink = engine, fw
+	rt.engine = engine
 	rt.nats = &natsOutbox{cluster: c, forwarder: fw, shared: shared}
 	rt.backing = natsBacking{c}
 	return nil

@@ -89,12 +89,7 @@ type pipeline struct {
 	mu sync.Mutex
 	// engine is nil until the first configuration starts.
 	engine *delivery.Engine
-	// sink takes the shaped messages: the engine, or with outbox nats the
-	// forwarder, whose messages reach an engine through the stream.
-	sink interface {
-		Enqueue(context.Context, ...delivery.Message) error
-	}
-	nats *natsOutbox // with outbox nats
+	nats   *natsOutbox // with outbox nats
 	// live are the started configurations, oldest first; the last one's
 	// webhooks are the engine's.
 	live    []*App
@@ -234,7 +229,7 @@ func (rt *pipeline) open(a *App) error {
 		store.Close()
 		return err
 	}
-	rt.engine, rt.sink = engine, engine
+	rt.engine = engine
 	return nil
 }
 
@@ -269,7 +264,7 @@ func (rt *pipeline) tune(a *App) {
 		rt.logger.Warn("queue_size and workers take effect when Caddy restarts, not on reload",
 			zap.Int("queue_size", cap(rt.queue)), zap.Int("workers", len(rt.shards)))
 	}
-	if wantJournal := rt.outbox.Kind != "memory" && (a.Journal == nil || !a.Journal.Off); wantJournal != rt.journalOn {
+	if rt.wantsJournal(a.Journal) != rt.journalOn {
 		rt.logger.Warn("journal takes effect when Caddy restarts, not on reload", zap.Bool("journal", rt.journalOn))
 	}
 }
@@ -382,11 +377,10 @@ func (rt *pipeline) sequence() {
 // derive turns one exchange into events and hands them to their shards.
 func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
-	var out derive.Outcome
-	tc := rt.tracing.derive(requestTrace(j.ex), j.span, func(span trace.Span) {
-		out = j.route.deriver.Derive(j.ex)
-		span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
-	})
+	span, tc := rt.tracing.startDerive(requestTrace(j.ex), j.span)
+	out := j.route.deriver.Derive(j.ex)
+	span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
+	span.End()
 	for _, p := range out.Problems {
 		metrics.trafficProblems.WithLabelValues(p).Inc()
 	}
@@ -405,28 +399,40 @@ func (rt *pipeline) derive(j job) {
 			out.Events[k].ID = eventID(j.ticket.Origin(), k)
 		}
 	}
-	if len(rt.shards) == 1 || len(out.Events) == 1 {
-		if res != nil {
-			res.remaining.Store(1)
-		}
-		rt.hand(rt.shardOf(&out.Events[0]), batch{route: j.route, end: j.ex.End, events: out.Events, res: res, trace: tc}, j.replayed)
-		return
-	}
-	byShard := map[int][]event.Event{}
-	var order []int
-	for _, ev := range out.Events {
-		i := rt.shardOf(&ev)
-		if _, seen := byShard[i]; !seen {
-			order = append(order, i)
-		}
-		byShard[i] = append(byShard[i], ev)
-	}
+	groups := rt.byShard(out.Events)
 	if res != nil {
-		res.remaining.Store(int32(len(order)))
+		res.remaining.Store(int32(len(groups)))
 	}
-	for _, i := range order {
-		rt.hand(i, batch{route: j.route, end: j.ex.End, events: byShard[i], res: res, trace: tc}, j.replayed)
+	for _, g := range groups {
+		rt.hand(g.shard, batch{route: j.route, end: j.ex.End, events: g.events, res: res, trace: tc}, j.replayed)
 	}
+}
+
+// shardEvents are the events of one exchange that go to one shard.
+type shardEvents struct {
+	shard  int
+	events []event.Event
+}
+
+// byShard groups events by shard, shards in the order their first event
+// came. An exchange has few events, so a scan beats a map.
+func (rt *pipeline) byShard(evs []event.Event) []shardEvents {
+	if len(rt.shards) == 1 || len(evs) == 1 {
+		return []shardEvents{{rt.shardOf(&evs[0]), evs}}
+	}
+	var groups []shardEvents
+next:
+	for _, ev := range evs {
+		i := rt.shardOf(&ev)
+		for g := range groups {
+			if groups[g].shard == i {
+				groups[g].events = append(groups[g].events, ev)
+				continue next
+			}
+		}
+		groups = append(groups, shardEvents{i, []event.Event{ev}})
+	}
+	return groups
 }
 
 // hand gives a batch to shard i without waiting: a shard whose buffer is
@@ -442,9 +448,7 @@ func (rt *pipeline) hand(i int, b batch, wait bool) {
 	case rt.shards[i] <- b:
 		rt.overflowLogged.Store(false)
 	default:
-		if b.res.settle() {
-			rt.commitJournal([]journal.Ticket{b.res.ticket})
-		}
+		rt.settle(b.res)
 		metrics.exchangesDropped.WithLabelValues("shard_full").Inc()
 		if !rt.overflowLogged.Swap(true) {
 			rt.logger.Warn("a pipeline worker is behind (a slow user_info lookup?): dropping its conversations' events until it catches up",
@@ -473,11 +477,8 @@ func (rt *pipeline) store(shard <-chan batch) {
 	defer rt.wg.Done()
 	for b := range shard {
 		msgs := rt.messages(b)
-		// settling are the journalled exchanges of this Enqueue.
-		var settling []*resolution
-		if b.res != nil {
-			settling = append(settling, b.res)
-		}
+		// settling are the exchanges of this Enqueue.
+		settling := []*resolution{b.res}
 	more:
 		for len(msgs) < maxStoreBatch {
 			select {
@@ -486,9 +487,7 @@ func (rt *pipeline) store(shard <-chan batch) {
 					break more
 				}
 				msgs = append(msgs, rt.messages(next)...)
-				if next.res != nil {
-					settling = append(settling, next.res)
-				}
+				settling = append(settling, next.res)
 			default:
 				break more
 			}
@@ -496,21 +495,26 @@ func (rt *pipeline) store(shard <-chan batch) {
 		var err error
 		if len(msgs) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err = rt.sink.Enqueue(ctx, msgs...); err != nil {
+			if err = rt.sink().Enqueue(ctx, msgs...); err != nil {
 				rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
 			}
 			cancel()
 		}
 		if settled(err) {
-			var done []journal.Ticket
-			for _, res := range settling {
-				if res.settle() {
-					done = append(done, res.ticket)
-				}
-			}
-			rt.commitJournal(done)
+			rt.settle(settling...)
 		}
 	}
+}
+
+// sink takes the shaped messages: the engine, or with outbox nats the
+// forwarder, whose messages reach an engine through the stream.
+func (rt *pipeline) sink() interface {
+	Enqueue(context.Context, ...delivery.Message) error
+} {
+	if rt.nats != nil {
+		return rt.nats.forwarder
+	}
+	return rt.engine
 }
 
 // settled reports whether the outcome of an Enqueue is final. Messages

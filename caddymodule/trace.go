@@ -64,23 +64,22 @@ type tracing struct {
 
 type providerRef struct{ tp trace.TracerProvider }
 
-// derive runs fn, the derivation of an exchange whose request had trace
-// context tc, in a span when Caddy traced the request (reqSpan, whose
-// provider makes the span), and returns the trace context of its messages.
-func (t *tracing) derive(tc traceContext, reqSpan trace.Span, fn func(span trace.Span)) traceContext {
+// startDerive starts the span of the derivation of an exchange whose
+// request had trace context tc: a real one when Caddy traced the request
+// (reqSpan, whose provider makes the span), a no-op one otherwise. It
+// returns the span, for the caller to end, and the trace context of the
+// exchange's messages.
+func (t *tracing) startDerive(tc traceContext, reqSpan trace.Span) (trace.Span, traceContext) {
 	sc := reqSpan.SpanContext()
 	if !sc.IsValid() || !sc.IsSampled() {
-		fn(trace.SpanFromContext(context.Background()))
-		return tc
+		return trace.SpanFromContext(context.Background()), tc
 	}
 	tp := reqSpan.TracerProvider()
 	t.provider.Store(&providerRef{tp})
 	ctx, span := tp.Tracer(tracerName).Start(trace.ContextWithSpanContext(context.Background(), sc), "chat_webhooks derive")
-	fn(span)
-	span.End()
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
-	return traceContext{parent: carrier["traceparent"], state: carrier["tracestate"], span: true}
+	return span, traceContext{parent: carrier["traceparent"], state: carrier["tracestate"], span: true}
 }
 
 // StartAttempt implements delivery.Tracer.
