@@ -531,14 +531,12 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 	var msgs []delivery.Message
 	for i := range b.events {
 		ev := &b.events[i]
-		if b.route.enricher != nil {
-			enriched, err := b.route.enricher.Enrich(context.Background(), *ev)
-			if err != nil {
-				metrics.userInfoFailures.Inc()
-				b.route.logger.Debug("user_info lookup failed; the event goes out without it", zap.Error(err))
-			}
-			*ev = enriched
+		enriched, err := b.route.enrich(context.Background(), *ev)
+		if err != nil {
+			metrics.userInfoFailures.Inc()
+			b.route.logger.Debug("user_info lookup failed; the event goes out without it", zap.Error(err))
 		}
+		*ev = enriched
 		metrics.eventsDerived.WithLabelValues(ev.Type).Inc()
 		for _, wh := range b.route.webhooks {
 			for _, m := range wh.messages(ev, b.end) {
@@ -548,6 +546,15 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 		}
 	}
 	return msgs
+}
+
+// enrich fills ev from the route's user_info lookup, if it has one; when
+// the lookup fails, ev goes on as it was, with the error.
+func (r *route) enrich(ctx context.Context, ev event.Event) (event.Event, error) {
+	if r.enricher == nil {
+		return ev, nil
+	}
+	return r.enricher.Enrich(ctx, ev)
 }
 
 // Destruct stops the workers once the queue is drained, then writes the

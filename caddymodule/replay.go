@@ -85,8 +85,8 @@ func (p *replayer) replay(ctx context.Context, ex *capture.Exchange) replayed {
 		ev := out.Events[i]
 		ev.ID = stableID(key, i)
 		re := replayedEvent{}
-		if p.enrich && p.route.enricher != nil {
-			enriched, err := p.route.enricher.Enrich(ctx, ev)
+		if p.enrich {
+			enriched, err := p.route.enrich(ctx, ev)
 			if err != nil {
 				re.UserInfoError = err.Error()
 			}

@@ -22,7 +22,7 @@ type Message struct {
 	// by the previous configuration just before a reload) is then still
 	// accepted and sent with these settings. They are not stored: after a
 	// restart such a message becomes a dead letter (ReasonChanged).
-	Settings *Endpoint
+	Settings *Endpoint `json:"-"`
 	// Lane is the ordering key, e.g. the conversation id. On an ordered
 	// endpoint, messages of one lane are delivered one at a time in
 	// enqueue order; the empty lane is a lane like any other.
