@@ -30,7 +30,7 @@ func encodeRecord(r *Record) []byte {
 	for _, s := range []string{r.ID, r.Endpoint, r.Lane, r.LastError, r.Reason, r.Identity} {
 		b = appendString(b, s)
 	}
-	b = appendString(b, string(r.Body))
+	b = appendBytes(b, r.Body)
 	for _, s := range []string{r.Conversation, r.Traceparent, r.Tracestate} {
 		b = appendString(b, s)
 	}
@@ -58,6 +58,11 @@ func encodeRecord(r *Record) []byte {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -148,6 +153,30 @@ func decodeRecord(b []byte) (*Record, error) {
 		return nil, d.err
 	}
 	return r, nil
+}
+
+// deliveredAt reads a record's DeliveredAt without decoding the rest: the
+// retention of delivered messages checks the oldest at every delivery.
+func deliveredAt(b []byte) (time.Time, error) {
+	if len(b) == 0 {
+		return time.Time{}, errBadRecord
+	}
+	n, ok := stringFields(b[0])
+	switch {
+	case !ok:
+		return time.Time{}, errBadRecord
+	case b[0] < 3:
+		return time.Time{}, nil // as decodeRecord reads older versions
+	}
+	d := &decoder{b: b[1:]}
+	for range 3 + 3 { // Seq, Attempts, LastStatus; Created, Next, DeadAt
+		d.uvarint()
+	}
+	for range n + 1 + 3 { // the strings, the body, Conversation and the trace context
+		d.field()
+	}
+	at := d.time()
+	return at, d.err
 }
 
 // extras reads what version 3 appended after the body.

@@ -222,6 +222,9 @@ func TestCodecKeepsHistoryAndReadsVersion2(t *testing.T) {
 			t.Errorf("decoded %d of %d bytes", n, len(enc))
 		}
 	}
+	if at, err := deliveredAt(enc); err != nil || !at.Equal(r.DeliveredAt) {
+		t.Errorf("deliveredAt read %v, %v; want %v", at, err, r.DeliveredAt)
+	}
 
 	// Version 2 ended with the body: the same bytes without what version
 	// 3 appended (three empty strings, a zero time and two empty lists).
@@ -231,5 +234,8 @@ func TestCodecKeepsHistoryAndReadsVersion2(t *testing.T) {
 	got, err = decodeRecord(v2)
 	if err != nil || !reflect.DeepEqual(got, old) {
 		t.Fatalf("version 2 record read as %+v, %v\nwant %+v", got, err, old)
+	}
+	if at, err := deliveredAt(v2); err != nil || !at.IsZero() {
+		t.Errorf("deliveredAt of a version 2 record: %v, %v; want none", at, err)
 	}
 }

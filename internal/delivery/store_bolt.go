@@ -53,7 +53,14 @@ type boltOp struct {
 // are delivered by the Engine given it. The file is locked: a second
 // process opening it fails after 5 seconds instead of waiting forever.
 func OpenBolt(path string) (*BoltStore, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 5 * time.Second,
+		// Every commit would otherwise rewrite the whole freelist; it is
+		// rebuilt by scanning the file when the outbox is opened (as etcd
+		// does), which is quick at an outbox's size.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("delivery: outbox %s is locked by another process (another Caddy using the same outbox?): stop it or give this one its own path", path)
@@ -318,11 +325,11 @@ func keepDelivered(tx *bolt.Tx, seq uint64, v []byte, keep Retention, now time.T
 	c := b.Cursor()
 	for k, old := c.First(); k != nil; k, old = c.First() {
 		if n <= keep.Count && sum <= keep.Bytes {
-			r, err := decodeRecord(old)
+			at, err := deliveredAt(old)
 			if err != nil {
 				return err
 			}
-			if !keep.expired(r.DeliveredAt, now) {
+			if !keep.expired(at, now) {
 				break
 			}
 		}
