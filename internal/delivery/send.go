@@ -113,7 +113,7 @@ func attemptHeader(h http.Header, ep *Endpoint, id string, now time.Time, body [
 	// Receivers de-duplicate by id: a delivery whose scheme sends none (no
 	// signature, or a scheme without an id header) carries the standard one.
 	if !hasID(h) {
-		h.Set("webhook-id", id)
+		h["Webhook-Id"] = []string{id}
 	}
 	cleanHeader(h)
 	return nil
@@ -137,12 +137,13 @@ func (ep Endpoint) Preview(id string, now time.Time, body []byte) ([]byte, http.
 }
 
 // idHeaders carry a delivery's id in the built-in schemes; with an hmac
-// scheme, webhook-id is sent beside its own id header, if any.
-var idHeaders = []string{"webhook-id", "X-Chatwoot-Delivery"}
+// scheme, webhook-id is sent beside its own id header, if any. They are
+// canonical keys, read without canonicalising them at every attempt.
+var idHeaders = []string{"Webhook-Id", "X-Chatwoot-Delivery"}
 
 func hasID(h http.Header) bool {
 	for _, k := range idHeaders {
-		if h.Get(k) != "" {
+		if vs := h[k]; len(vs) > 0 && vs[0] != "" {
 			return true
 		}
 	}

@@ -38,6 +38,7 @@ const maxBatch = 1000
 // calls, with no added delay when idle.
 type BoltStore struct {
 	db     *bolt.DB
+	fresh  freshCache
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
 	ops    chan *boltOp
@@ -47,7 +48,15 @@ type BoltStore struct {
 type boltOp struct {
 	fn   func(*bolt.Tx) error
 	done func(error) // called by the committer with the commit's result
+	// waited says the submitter waits for the commit; a batch in which
+	// nobody waits (deletes and deliveries) may linger to carry more.
+	waited bool
 }
+
+// linger is how long a commit in which nobody waits holds on for more
+// writes: under load, deletes and deliveries then share fewer fsyncs;
+// what waits is never held back.
+const linger = 5 * time.Millisecond
 
 // OpenBolt opens or creates the bbolt outbox at path. Pending messages in it
 // are delivered by the Engine given it. The file is locked: a second
@@ -93,7 +102,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 // transaction and to variables it resets itself.
 func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
 	ch := make(chan error, 1)
-	if err := s.submit(fn, func(err error) { ch <- err }); err != nil {
+	if err := s.send(&boltOp{fn: fn, done: func(err error) { ch <- err }, waited: true}); err != nil {
 		return err
 	}
 	return <-ch
@@ -104,31 +113,23 @@ func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
 // ErrClosed, and then fn never runs. Close commits whatever was submitted
 // before it.
 func (s *BoltStore) submit(fn func(*bolt.Tx) error, done func(error)) error {
+	return s.send(&boltOp{fn: fn, done: done})
+}
+
+func (s *BoltStore) send(op *boltOp) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
-	s.ops <- &boltOp{fn: fn, done: done}
+	s.ops <- op
 	return nil
 }
 
 func (s *BoltStore) commitLoop() {
 	defer close(s.done)
 	for op := range s.ops {
-		batch := []*boltOp{op}
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case more, ok := <-s.ops:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, more)
-			default:
-				break gather
-			}
-		}
+		batch := s.gather([]*boltOp{op})
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for _, o := range batch {
 				if err := o.fn(tx); err != nil {
@@ -147,6 +148,44 @@ func (s *BoltStore) commitLoop() {
 			}
 		}
 	}
+}
+
+// gather adds to batch the writes waiting, and if nobody waits for any of
+// them, those that come within linger, until one that is waited for comes.
+func (s *BoltStore) gather(batch []*boltOp) []*boltOp {
+	waited := false
+	for _, op := range batch {
+		waited = waited || op.waited
+	}
+	var timeout <-chan time.Time
+	for len(batch) < maxBatch {
+		var more *boltOp
+		var ok bool
+		if waited {
+			select {
+			case more, ok = <-s.ops:
+			default:
+				return batch
+			}
+		} else {
+			if timeout == nil {
+				t := time.NewTimer(linger)
+				defer t.Stop()
+				timeout = t.C
+			}
+			select {
+			case more, ok = <-s.ops:
+			case <-timeout:
+				return batch
+			}
+		}
+		if !ok {
+			return batch // closing: commit what is here
+		}
+		batch = append(batch, more)
+		waited = waited || more.waited
+	}
+	return batch
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -169,8 +208,10 @@ func getCount(b *bolt.Bucket, key string) int {
 	return 0
 }
 
+// Add keeps recs, bodies included, for their first Load: the caller must
+// not change them afterwards.
 func (s *BoltStore) Add(recs []*Record) error {
-	return s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPending)
 		for _, r := range recs {
 			seq, err := b.NextSequence()
@@ -184,6 +225,10 @@ func (s *BoltStore) Add(recs []*Record) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.fresh.put(recs)
+	}
+	return err
 }
 
 func (s *BoltStore) Save(rec *Record) error {
@@ -200,6 +245,7 @@ func (s *BoltStore) Save(rec *Record) error {
 // Delete queues the delete for the next group commit, without waiting for
 // it (see Store.Delete).
 func (s *BoltStore) Delete(seq uint64, done func(error)) {
+	s.fresh.drop(seq)
 	err := s.submit(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).Delete(seqKey(seq))
 	}, done)
@@ -209,6 +255,7 @@ func (s *BoltStore) Delete(seq uint64, done func(error)) {
 }
 
 func (s *BoltStore) Bury(rec *Record, keep int) (int, error) {
+	s.fresh.drop(rec.Seq)
 	v := encodeRecord(rec)
 	var trimmed int
 	err := s.update(func(tx *bolt.Tx) error {
@@ -223,6 +270,7 @@ func (s *BoltStore) Bury(rec *Record, keep int) (int, error) {
 }
 
 func (s *BoltStore) BuryPending(seqs []uint64, reason string, at time.Time, keep int) (int, error) {
+	s.fresh.drop(seqs...)
 	var trimmed int
 	err := s.update(func(tx *bolt.Tx) error {
 		trimmed = 0
@@ -296,6 +344,7 @@ func putDead(tx *bolt.Tx, rec *Record, v []byte, keep int) (int, error) {
 // Deliver queues the move for the next group commit, without waiting for
 // it (see Store.Delete).
 func (s *BoltStore) Deliver(rec *Record, keep Retention, done func(error)) {
+	s.fresh.drop(rec.Seq)
 	var v []byte
 	if !keep.off() {
 		v = encodeRecord(rec)
@@ -344,9 +393,12 @@ func keepDelivered(tx *bolt.Tx, seq uint64, v []byte, keep Retention, now time.T
 	return putCount(meta, keyBytes, int(sum))
 }
 
-// Load reads from a read transaction, which does not wait for the
-// committer.
+// Load takes a record from those just added, or reads it from a read
+// transaction, which does not wait for the committer.
 func (s *BoltStore) Load(seq uint64) (*Record, error) {
+	if r := s.fresh.take(seq); r != nil {
+		return r, nil
+	}
 	var r *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPending).Get(seqKey(seq))

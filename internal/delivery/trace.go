@@ -33,9 +33,9 @@ func setTrace(h http.Header, traceparent, tracestate string) {
 	if traceparent == "" {
 		return
 	}
-	h.Set("traceparent", traceparent)
+	h["Traceparent"] = []string{traceparent}
 	if tracestate != "" {
-		h.Set("tracestate", tracestate)
+		h["Tracestate"] = []string{tracestate}
 	}
 }
 
