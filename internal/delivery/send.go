@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -70,10 +71,36 @@ func exchange(c *endpointConfig, req *http.Request, now time.Time) outcome {
 		return failure(err, c.Timeout)
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	o := classify(c, resp, body, readErr, now)
-	o.response = strings.ToValidUTF8(string(body[:min(len(body), maxResponseKept)]), "")
+	if c.expect != nil {
+		body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		o := classify(c, resp, body, readErr, now)
+		o.response = kept(body)
+		return o
+	}
+	buf := startPool.Get().(*[maxResponseKept]byte)
+	defer startPool.Put(buf)
+	o := classify(c, resp, nil, nil, now)
+	o.response = kept(buf[:readStart(resp.Body, buf[:])])
 	return o
+}
+
+// startPool holds buffers for the start of responses, which is all an
+// attempt keeps when it does not check an acknowledgement.
+var startPool = sync.Pool{New: func() any { return new([maxResponseKept]byte) }}
+
+// readStart reads the start of a response body into buf and drains the
+// rest, up to maxResponseBytes, so that the connection can be reused.
+func readStart(r io.Reader, buf []byte) int {
+	n, err := io.ReadFull(r, buf)
+	if err == nil {
+		io.CopyN(io.Discard, r, maxResponseBytes-int64(len(buf)))
+	}
+	return n
+}
+
+// kept is the start of a response as the history keeps it.
+func kept(body []byte) string {
+	return strings.ToValidUTF8(string(body[:min(len(body), maxResponseKept)]), "")
 }
 
 // classify turns a response into an outcome.
