@@ -329,7 +329,8 @@ func (e *Engine) Tune(o Options) {
 // Identity nothing can send any more, is stored straight into the dead
 // letters (ReasonRemoved, ReasonChanged).
 // Either all messages are accepted or none: it fails with ErrQueueFull,
-// ErrClosed, a Prepare error, or a store error.
+// ErrClosed, a Prepare error, or a store error. The engine may keep the
+// bodies until their first attempt: the caller must not change them.
 func (e *Engine) Enqueue(ctx context.Context, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
