@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -73,4 +74,38 @@ func stored(t *testing.T, s *BoltStore, seq uint64) *Record {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestBoltCloseCommitsWritesNobodyWaitsFor: deletes and deliveries wait
+// for more writes to share their commit; closing the store commits them
+// at once, and they are in the file when it is opened again.
+func TestBoltCloseCommitsWritesNobodyWaitsFor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []*Record{rec("e", "deleted"), rec("e", "delivered"), rec("e", "pending")}
+	if err := s.Add(recs); err != nil {
+		t.Fatal(err)
+	}
+	s.Delete(recs[0].Seq, func(error) {})
+	recs[1].DeliveredAt = time.Now()
+	s.Deliver(recs[1], Retention{Age: time.Hour, Count: 10, Bytes: 1 << 20}, func(error) {})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := mustOpenBolt(t, path)
+	pending, err := s2.Pending()
+	if err != nil || len(pending) != 1 || pending[0].ID != "pending" {
+		t.Errorf("pending after reopening: %v, %v; want only the pending one", pending, err)
+	}
+	var delivered []string
+	if err := s2.Scan(StateDelivered, "", func(r *Record) bool { delivered = append(delivered, r.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(delivered, []string{"delivered"}) {
+		t.Errorf("delivered after reopening: %v", delivered)
+	}
 }
