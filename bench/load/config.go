@@ -79,6 +79,9 @@ func (e *env) caddyfileFor(gen int, ports []int, outbox string) string {
 	if *workers > 0 {
 		w = fmt.Sprintf("workers %d", *workers)
 	}
+	if *noJournal {
+		w += "\n\t\tjournal off"
+	}
 	var hooks strings.Builder
 	for _, wh := range webhooks {
 		if !wh.present(gen) {

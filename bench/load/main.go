@@ -62,6 +62,7 @@ var (
 	reloadEvery   = flag.Duration("reload-every", time.Second, "reload scenario: time between reloads")
 	kills         = flag.Int("kills", 1, "kill scenario: SIGKILLs in a row under the same load, each followed at once by a restart")
 	workers       = flag.Int("workers", 0, "chat_webhooks workers option (0: Caddy's default, the number of CPUs)")
+	noJournal     = flag.Bool("no-journal", false, "run the module with journal off (no capture journal), to measure what the journal costs")
 	stream        = flag.Bool("stream", false, "backend answers as an SSE stream")
 	drainWithin   = flag.Duration("drain", 3*time.Minute, "how long to wait for the outbox to drain")
 	keep          = flag.Bool("keep", false, "keep the temporary directory (config, outbox, Caddy log)")
@@ -148,6 +149,6 @@ func printMachine() {
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("# machine: %s; load average %s", model, load)
-	fmt.Printf("# clients %d, phase %s, caddy cpus %q, workers %d, stream %t, conversations %d (0: one per request)\n",
-		*conc, *duration, *caddyCPUs, *workers, *stream, *conversations)
+	fmt.Printf("# clients %d, phase %s, caddy cpus %q, workers %d, stream %t, conversations %d (0: one per request), journal %t\n",
+		*conc, *duration, *caddyCPUs, *workers, *stream, *conversations, !*noJournal)
 }
