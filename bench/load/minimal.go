@@ -33,12 +33,15 @@ const maxGroup = 1024
 
 // minimalSpec is what the minimal sender is asked to send.
 type minimalSpec struct {
-	URL      string            `json:"url"` // the receiver
-	Events   int               `json:"events"`
-	Clients  int               `json:"clients"` // concurrent POSTs, each on a kept-alive connection
-	DB       string            `json:"db"`
-	Secret   string            `json:"secret"` // Standard Webhooks whsec_ secret
-	Prefix   string            `json:"prefix"` // tokens are Prefix + sequence number
+	URL     string `json:"url"` // the receiver
+	Events  int    `json:"events"`
+	Clients int    `json:"clients"` // concurrent POSTs, each on a kept-alive connection
+	DB      string `json:"db"`
+	Secret  string `json:"secret"` // Standard Webhooks whsec_ secret
+	Prefix  string `json:"prefix"` // tokens are Prefix + sequence number
+	// PerSec, if not zero, paces the events on a fixed schedule, as they
+	// would arrive from traffic; zero sends them as fast as they go.
+	PerSec   float64           `json:"per_sec,omitempty"`
 	Payloads []payloadTemplate `json:"payloads"`
 }
 
@@ -88,7 +91,11 @@ func runMinimalSender(specJSON string) error {
 	}
 	in, toSend, sent := make(chan *outMsg, 256), make(chan *outMsg, 256), make(chan *outMsg, 256)
 	go func() {
+		start := time.Now()
 		for i := range s.Events {
+			if s.PerSec > 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(float64(i) / s.PerSec * float64(time.Second)))))
+			}
 			p := s.Payloads[i%len(s.Payloads)]
 			tok := s.Prefix + strconv.Itoa(i)
 			in <- &outMsg{id: "msg_" + tok, path: p.Path, body: []byte(strings.Join(p.Parts, tok))}
@@ -98,7 +105,7 @@ func runMinimalSender(specJSON string) error {
 	var res minimalResult
 	var storeErr error
 	go func() {
-		res.PutCommits, storeErr = commitGroups(db, in, func(b *bolt.Bucket, m *outMsg) error {
+		res.PutCommits, storeErr = commitGroups(db, in, 0, func(b *bolt.Bucket, m *outMsg) error {
 			return b.Put([]byte(m.id), m.body)
 		}, func(m *outMsg) { toSend <- m })
 		close(toSend)
@@ -120,7 +127,7 @@ func runMinimalSender(specJSON string) error {
 	}
 	go func() { wg.Wait(); close(sent) }()
 	var deleteErr error
-	res.DeleteCommits, deleteErr = commitGroups(db, sent, func(b *bolt.Bucket, m *outMsg) error {
+	res.DeleteCommits, deleteErr = commitGroups(db, sent, deleteLinger, func(b *bolt.Bucket, m *outMsg) error {
 		return b.Delete([]byte(m.id))
 	}, func(*outMsg) {})
 	if err := errors.Join(storeErr, deleteErr); err != nil {
@@ -130,22 +137,41 @@ func runMinimalSender(specJSON string) error {
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
+// deleteLinger is how long a delete commit waits for more deletes, which
+// nothing waits for (the module's outbox does the same).
+const deleteLinger = 5 * time.Millisecond
+
 // commitGroups applies each message of ch to the outbox bucket, as many
-// per commit as are waiting when a commit starts, then hands each on.
-func commitGroups(db *bolt.DB, ch <-chan *outMsg, apply func(*bolt.Bucket, *outMsg) error, then func(*outMsg)) (commits int, err error) {
+// per commit as are waiting when a commit starts or, with linger, come
+// within linger of the first, then hands each on.
+func commitGroups(db *bolt.DB, ch <-chan *outMsg, linger time.Duration, apply func(*bolt.Bucket, *outMsg) error, then func(*outMsg)) (commits int, err error) {
 	for m := range ch {
 		group := []*outMsg{m}
+		var timeout <-chan time.Time
+		if linger > 0 {
+			timeout = time.After(linger)
+		}
 	fill:
 		for len(group) < maxGroup {
-			select {
-			case m, ok := <-ch:
-				if !ok {
+			var more *outMsg
+			var ok bool
+			if timeout == nil {
+				select {
+				case more, ok = <-ch:
+				default:
 					break fill
 				}
-				group = append(group, m)
-			default:
+			} else {
+				select {
+				case more, ok = <-ch:
+				case <-timeout:
+					break fill
+				}
+			}
+			if !ok {
 				break fill
 			}
+			group = append(group, more)
 		}
 		if err := db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(outboxBucket)
@@ -204,13 +230,14 @@ type minimalRun struct {
 }
 
 // runMinimal has the minimal sender send events copies of the payloads
-// the receiver last got from the module, to the same receiver, and
-// measures its CPU time (user+system of the whole process, from wait4).
-func (e *env) runMinimal(events int) (minimalRun, error) {
+// the receiver last got from the module, to the same receiver, perSec a
+// second (0: as fast as it can), and measures its CPU time (user+system of
+// the whole process, from wait4).
+func (e *env) runMinimal(events int, perSec float64) (minimalRun, error) {
 	var run minimalRun
 	snap := e.rx.snapshot()
-	spec := minimalSpec{URL: "http://" + e.rx.addr, Events: events, Clients: *conc,
-		DB: filepath.Join(e.dir, "minimal.db"), Secret: webhooks[0].secret(0), Prefix: "tok-min"}
+	spec := minimalSpec{URL: "http://" + e.rx.addr, Events: events, Clients: *conc, PerSec: perSec,
+		DB: filepath.Join(e.dir, fmt.Sprintf("minimal-%d.db", time.Now().UnixNano())), Secret: webhooks[0].secret(0), Prefix: "tok-min"}
 	for _, w := range webhooks {
 		p := snap[w.path()]
 		if p.sample == nil {

@@ -86,18 +86,30 @@ func (e *env) proxyScenario() error {
 	if events == 0 {
 		return fmt.Errorf("the module delivered nothing: no payloads for the minimal sender to copy")
 	}
-	mr, err := e.runMinimal(events)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("minimal sender (bbolt grouped commits, HMAC-SHA256, %d kept-alive connections, delete; pinned like Caddy): %d events in %.2fs (%.0f events/s), %d put and %d delete commits; delivered %d, failed %d; CPU %s per event\n",
-		*conc, events, mr.elapsed.Seconds(), float64(events)/mr.elapsed.Seconds(), mr.PutCommits, mr.DeleteCommits, mr.delivered, mr.Failed, us(per(mr.cpu, events)))
-	minimal := per(mr.cpu, events)
+	last := module[len(module)-1]
 	whole := per(m.cpu, m.delivered)
 	eventsPerRequest := float64(m.delivered) / float64(m.ok)
 	beyond := time.Duration(float64(per(m.cpu, m.ok)-per(plainCPU, p.ok)) / eventsPerRequest)
-	fmt.Printf("CPU per delivered event ÷ minimal sender's: Caddy with the module %s = %.2f×; beyond proxying ((module − plain) per request ÷ %.2f events per request) %s = %.2f×\n",
-		us(whole), float64(whole)/float64(minimal), eventsPerRequest, us(beyond), float64(beyond)/float64(minimal))
+	// As fast as it goes, the minimal sender puts hundreds of events in a
+	// commit; at the rate the module delivered, it pays what arriving
+	// traffic costs (smaller commits, waking for each event) as the module
+	// does. Both are printed.
+	for _, perSec := range []float64{0, float64(events) / last.untilDrained.Seconds()} {
+		e.settle()
+		mr, err := e.runMinimal(events, perSec)
+		if err != nil {
+			return err
+		}
+		pace := "as fast as it goes"
+		if perSec > 0 {
+			pace = fmt.Sprintf("paced at the module's %.0f events/s", perSec)
+		}
+		minimal := per(mr.cpu, events)
+		fmt.Printf("minimal sender, %s (bbolt grouped commits, HMAC-SHA256, %d kept-alive connections, delete; pinned like Caddy): %d events in %.2fs (%.0f events/s), %d put and %d delete commits; delivered %d, failed %d; CPU %s per event\n",
+			pace, *conc, events, mr.elapsed.Seconds(), float64(events)/mr.elapsed.Seconds(), mr.PutCommits, mr.DeleteCommits, mr.delivered, mr.Failed, us(minimal))
+		fmt.Printf("  CPU per delivered event ÷ minimal sender's: Caddy with the module %s = %.2f×; beyond proxying ((module − plain) per request ÷ %.2f events per request) %s = %.2f×\n",
+			us(whole), float64(whole)/float64(minimal), eventsPerRequest, us(beyond), float64(beyond)/float64(minimal))
+	}
 	e.settle()
 	return nil
 }
