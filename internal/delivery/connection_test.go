@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -69,4 +70,56 @@ func TestDeliveriesReuseConnections(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReloadKeepsTheConnectionsOfAnUnchangedEndpoint: a configuration load
+// that leaves an endpoint's identity as it was delivers over the same
+// connection; one that changes it connects anew and closes the old
+// connection instead of leaving it idle.
+func TestReloadKeepsTheConnectionsOfAnUnchangedEndpoint(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		used   []string
+		closed = map[string]bool{}
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		used = append(used, r.RemoteAddr)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			mu.Lock()
+			closed[c.RemoteAddr().String()] = true
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	h := newHarness(t, NewMemoryStore(), Options{})
+	deliverAfter := func(identity string, n int) string {
+		t.Helper()
+		if err := h.eng.Apply([]Endpoint{endpoint(srv.URL, func(ep *Endpoint) { ep.Identity = identity })}); err != nil {
+			t.Fatal(err)
+		}
+		h.enqueue(msg("L", n))
+		h.waitCount("delivered:rx", n+1)
+		mu.Lock()
+		defer mu.Unlock()
+		return used[n]
+	}
+	first := deliverAfter("v1", 0)
+	if again := deliverAfter("v1", 1); again != first {
+		t.Errorf("after a load with the same identity the delivery came over %s, want the kept connection %s", again, first)
+	}
+	if changed := deliverAfter("v2", 2); changed == first {
+		t.Errorf("after the identity changed the delivery came over the old connection %s", first)
+	}
+	eventually(t, "the old configuration's idle connection closed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return closed[first]
+	})
 }

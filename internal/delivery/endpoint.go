@@ -22,7 +22,8 @@ type Endpoint struct {
 	// Keep it stable across config reloads: pending messages follow it.
 	Name string
 	// Identity digests everything that shapes or authorises a delivery
-	// (URL, payload shape, headers, secrets...). Messages carry the
+	// (URL, payload shape, headers, secrets, TLS...); endpoints of one
+	// identity share their connections across reloads. Messages carry the
 	// identity they were shaped for and are sent only with the settings of
 	// an endpoint of that identity: when a reload changes it, what was
 	// queued before keeps the settings it was shaped for, and after a
@@ -89,6 +90,14 @@ type endpointConfig struct {
 	Endpoint
 	expect map[string]any
 	client *http.Client
+}
+
+// connectsAs reports whether o would open the same connections as c, so
+// that o can use c's: same identity (which covers the URL and TLS), same
+// address policy and connection cap.
+func (c *endpointConfig) connectsAs(o *endpointConfig) bool {
+	return c.Identity != "" && c.Identity == o.Identity && c.URL == o.URL &&
+		c.DenyPrivate == o.DenyPrivate && c.MaxConcurrency == o.MaxConcurrency
 }
 
 func newEndpointConfig(ep Endpoint) (*endpointConfig, error) {

@@ -139,22 +139,36 @@ func newEndpointState(name string, bc BreakerConfig) *endpointState {
 }
 
 // configure sets the endpoint's configuration (nil: stop attempting) and
-// places the waiting messages that it can deliver.
+// places the waiting messages that it can deliver. A configuration that
+// connects as the previous one did keeps its connections; the previous
+// one's idle connections are closed once nothing queued is bound to it.
 func (s *endpointState) configure(cfg *endpointConfig) {
+	old := s.cfg
 	s.cfg = cfg
-	if cfg == nil {
-		return
+	if cfg != nil {
+		if old != nil && old.connectsAs(cfg) {
+			cfg.client = old.client
+		}
+		s.schema = cfg.Schema
+		s.limiter.set(cfg.RateLimit, cfg.RatePeriod)
+		if h := s.held[cfg.Identity]; h != nil {
+			// Same identity, other settings (retries, timeout...): they
+			// apply to what is queued.
+			h.cfg = cfg
+		}
+		for _, r := range s.takeWaiting() {
+			s.add(r)
+		}
 	}
-	s.schema = cfg.Schema
-	s.limiter.set(cfg.RateLimit, cfg.RatePeriod)
-	if h := s.held[cfg.Identity]; h != nil {
-		// Same identity, other settings (retries, timeout...): they apply
-		// to what is queued.
-		h.cfg = cfg
+	if old != nil && (cfg == nil || old.client != cfg.client) && !s.holds(old) {
+		old.client.CloseIdleConnections()
 	}
-	for _, r := range s.takeWaiting() {
-		s.add(r)
-	}
+}
+
+// holds reports whether queued messages are bound to cfg.
+func (s *endpointState) holds(cfg *endpointConfig) bool {
+	h := s.held[cfg.Identity]
+	return h != nil && h.cfg == cfg
 }
 
 // configFor returns the configuration a message of identity is delivered
@@ -196,11 +210,15 @@ func (s *endpointState) hold(cfg *endpointConfig) {
 	}
 }
 
-// unbind ends r's hold on its configuration.
+// unbind ends r's hold on its configuration; the idle connections of an
+// earlier configuration are closed with its last message.
 func (s *endpointState) unbind(r *entry) {
 	if h := s.held[r.identity]; h != nil {
 		if h.n--; h.n == 0 {
 			delete(s.held, r.identity)
+			if h.cfg != s.cfg {
+				h.cfg.client.CloseIdleConnections()
+			}
 		}
 	}
 }
