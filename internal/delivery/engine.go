@@ -513,6 +513,9 @@ func (e *Engine) Close() error {
 		if st.cfg != nil {
 			st.cfg.client.CloseIdleConnections()
 		}
+		for _, h := range st.held {
+			h.cfg.client.CloseIdleConnections()
+		}
 	}
 	e.mu.Unlock()
 	return e.store.Close()
