@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,13 +50,18 @@ func openJournal(t *testing.T, dir string, opts Options) (*Journal, *Recovery) {
 	return j, rec
 }
 
-// appendTurn journals turn i. The tests' segments are small enough for
-// appends to outrun the journal's goroutine that makes the next one: an
-// append it is behind for waits for it and tries again.
+// appendTurn journals turn i.
 func appendTurn(j *Journal, i int) (Ticket, error) {
 	ex := chatExchange(i)
+	return appendWaiting(j, &ex)
+}
+
+// appendWaiting journals ex. The tests' segments are small enough for
+// appends to outrun the journal's goroutine that makes the next one: an
+// append it is behind for waits for it and tries again.
+func appendWaiting(j *Journal, ex *capture.Exchange) (Ticket, error) {
 	for {
-		tk, err := j.Append(7, &ex)
+		tk, err := j.Append(7, ex)
 		if !errors.Is(err, ErrBehind) {
 			return tk, err
 		}
@@ -433,5 +439,73 @@ func TestConcurrentAppendsAndCommitsLoseNothing(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, uncommitted) {
 		t.Errorf("recovered %d turns, want the %d never committed", len(got), len(uncommitted))
+	}
+}
+
+// An exchange larger than a segment, such as a chat turn carrying an
+// image, gets a segment of its own, and comes back in the order it was
+// recorded among the others.
+func TestExchangeLargerThanASegmentKeepsItsPlace(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	large := map[int]bool{1: true, 3: true, 4: true}
+	turn := func(i int) capture.Exchange {
+		ex := chatExchange(i)
+		if large[i] {
+			ex.RequestBody = []byte(fmt.Sprintf(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%s"}}]}]}`, strings.Repeat("iVBORw0KGgo", 300)))
+		}
+		return ex
+	}
+	for i := range 6 {
+		ex := turn(i)
+		if _, err := appendWaiting(j, &ex); err != nil {
+			t.Fatalf("turn %d: %v", i, err)
+		}
+	}
+	j.Close()
+	if n := len(readDir(t, dir)); n != 6 {
+		t.Errorf("%d segment files, want 6: a large turn's own, and a new one after each", n)
+	}
+	_, rec := openJournal(t, dir, Options{SegmentBytes: 1024})
+	if len(rec.Records) != 6 || rec.TornTails != 0 {
+		t.Fatalf("recovered %d records, %d torn tails; want 6, 0", len(rec.Records), rec.TornTails)
+	}
+	for i, r := range rec.Records {
+		if want := turn(i); !reflect.DeepEqual(r.Record.Exchange, want) {
+			t.Errorf("record %d is %s (%d request bytes), want turn %d (%d)", i, r.Record.Exchange.RawQuery, len(r.Record.Exchange.RequestBody), i, len(want.RequestBody))
+		}
+	}
+}
+
+// When the journal's goroutine cannot make the next segment, appends fail
+// (the exchange goes on without a record) rather than wait, and succeed
+// again once a segment can be made.
+func TestSegmentThatCannotBeMadeFailsAppendsUntilOneCan(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	// A directory where the third segment's file is to be made.
+	if err := os.Mkdir(j.mappedPath(2), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var recorded []int
+	failed := -1
+	for i := 0; i < 40 && (failed < 0 || i < failed+5); i++ {
+		_, err := appendTurn(j, i)
+		switch {
+		case err == nil:
+			recorded = append(recorded, i)
+		case failed < 0 && errors.Is(err, fs.ErrExist):
+			failed = i
+		default:
+			t.Fatalf("turn %d: %v", i, err)
+		}
+	}
+	if failed < 0 {
+		t.Fatal("no append failed though the third segment could not be made")
+	}
+	j.Close()
+	_, rec := openJournal(t, dir, Options{})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != fmt.Sprint(recorded) {
+		t.Errorf("recovered turns %v, want the ones recorded %v", got, recorded)
 	}
 }
