@@ -509,3 +509,21 @@ func TestSegmentThatCannotBeMadeFailsAppendsUntilOneCan(t *testing.T) {
 		t.Errorf("recovered turns %v, want the ones recorded %v", got, recorded)
 	}
 }
+
+// A segment whose exchanges are all committed is zeroed and renamed into a
+// later one: nothing it held comes back, and it reads as a clean segment.
+func TestReusedSegmentsHoldNoEarlierRecords(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	for i := 0; i < 60; i += 3 {
+		if err := j.Commit(appendTurns(t, j, i, i+3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTurns(t, j, 60, 62)
+	j.Close()
+	_, rec := openJournal(t, dir, Options{SegmentBytes: 1024})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != "[60 61]" || rec.TornTails != 0 {
+		t.Errorf("recovered turns %v with %d torn tails, want [60 61] and none", got, rec.TornTails)
+	}
+}

@@ -96,6 +96,15 @@ func createMapped(path string, index, size int) (seg *segment, err error) {
 	return &segment{path: path, index: index, data: data, size: size}, nil
 }
 
+// renamed makes a zeroed mapped segment the one at path, with its mapping.
+func (s *segment) renamed(path string, index int) (*segment, error) {
+	if err := os.Rename(s.path, path); err != nil {
+		s.remove()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &segment{path: path, index: index, data: s.data, size: s.size}, nil
+}
+
 // writeWhole writes frame as the segment of its own it was placed in.
 func (s *segment) writeWhole(frame []byte) error {
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
