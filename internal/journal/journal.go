@@ -12,11 +12,12 @@
 // process, not of the machine.
 //
 // Commit records say which exchanges are stored in the outbox. A segment
-// is deleted, by the journal's goroutine, once every exchange in it is
-// committed or released and every older segment is gone, so the journal
-// holds little more than what is in flight. Opening the journal reads what
-// an earlier run left, and hands back the exchanges that were never
-// committed, recorded again in the new run.
+// is deleted, or zeroed to become a later one, by the journal's goroutine,
+// once every exchange in it is committed or released and every older
+// segment is gone, so the journal holds little more than what is in
+// flight. Opening the journal reads what an earlier run left, and hands
+// back the exchanges that were never committed, recorded again in the new
+// run.
 package journal
 
 import (
