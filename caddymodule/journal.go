@@ -64,7 +64,8 @@ func (rt *pipeline) wantsJournal(cfg *JournalConfig) bool {
 }
 
 // record journals a finished exchange on the request path. When the
-// journal is full or fails, the exchange goes on without it, counted.
+// journal is full, behind or fails, the exchange goes on without it,
+// counted.
 func (rt *pipeline) record(r *route, ex *capture.Exchange) journal.Ticket {
 	j := rt.journal.Load()
 	if j == nil {
@@ -75,6 +76,8 @@ func (rt *pipeline) record(r *route, ex *capture.Exchange) journal.Ticket {
 	case err == nil:
 	case errors.Is(err, journal.ErrFull):
 		metrics.journalSkipped.WithLabelValues("full").Inc()
+	case errors.Is(err, journal.ErrBehind):
+		metrics.journalSkipped.WithLabelValues("behind").Inc()
 	case errors.Is(err, journal.ErrClosed):
 	default:
 		metrics.journalSkipped.WithLabelValues("write_error").Inc()

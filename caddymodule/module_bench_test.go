@@ -164,7 +164,9 @@ func BenchmarkServeHTTP(b *testing.B) {
 			}
 		})
 	}
-	if n := counterValue(metrics.journalSkipped.WithLabelValues("full")); n > 0 {
-		b.Errorf("%v exchanges were not journalled: the journal was full", n)
+	for _, reason := range []string{"full", "behind"} {
+		if n := counterValue(metrics.journalSkipped.WithLabelValues(reason)); n > 0 {
+			b.Errorf("%v exchanges were not journalled: the journal was %s", n, reason)
+		}
 	}
 }

@@ -1,16 +1,23 @@
-// Package journal keeps finished exchanges in an append-only file until
-// their events are in the outbox, so that a process killed in between
-// loses nothing: each exchange costs one write(2) into the page cache and
-// no fsync, which survives the death of the process but not of the
-// machine.
+// Package journal keeps finished exchanges in files until their events are
+// in the outbox, so that a process killed in between loses nothing.
 //
-// The journal is a directory of segment files. Records of exchanges are
-// appended to the newest segment; commit records say which of them are
-// stored in the outbox. A segment is deleted once every exchange in it is
-// committed or released and every older segment is gone, so the journal
-// holds little more than what is in flight. Opening the journal reads what
-// an earlier run left, and hands back the exchanges that were never
-// committed, recorded again in the new run.
+// The journal is a directory of segment files, each made whole, zeroed and
+// mapped shared into memory before it is needed, by a goroutine of the
+// journal's own. Journalling an exchange encodes it straight into the
+// mapping of the newest segment, under a short lock: no system call. A
+// page of a shared mapping that the process has written is in the page
+// cache, the same as a write(2) would leave it, and reaches the file when
+// the kernel writes it back whether or not the process is still alive;
+// there is no fsync, so what the journal holds survives the death of the
+// process, not of the machine.
+//
+// Commit records say which exchanges are stored in the outbox. A segment
+// is deleted, or zeroed to become a later one, by the journal's goroutine,
+// once every exchange in it is committed or released and every older
+// segment is gone, so the journal holds little more than what is in
+// flight. Opening the journal reads what an earlier run left, and hands
+// back the exchanges that were never committed, recorded again in the new
+// run.
 package journal
 
 import (
@@ -20,7 +27,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +37,10 @@ import (
 // ErrFull is returned by Append when the journal holds its MaxBytes: the
 // exchange goes on without a journal record.
 var ErrFull = errors.New("journal: full")
+
+// ErrBehind is returned by Append when the segment it needs is not ready
+// yet: the exchange goes on without a journal record rather than wait.
+var ErrBehind = errors.New("journal: next segment not ready")
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("journal: closed")
@@ -43,10 +53,12 @@ const (
 
 // Options size a journal; zero fields take the defaults.
 type Options struct {
-	// SegmentBytes is the size past which a new segment is started.
+	// SegmentBytes is the size of a mapped segment file. A larger frame
+	// gets a segment file of its own.
 	SegmentBytes int64
-	// MaxBytes bounds the segments kept: an exchange that would pass it is
-	// not journalled (ErrFull).
+	// MaxBytes bounds the segments in use (the one made ready next is
+	// not counted): an exchange that would pass it is not journalled
+	// (ErrFull).
 	MaxBytes int64
 }
 
@@ -58,21 +70,19 @@ type Journal struct {
 	run   uint64
 	start int64 // when the run began, orders segment names across runs
 	last  atomic.Uint64
-	pool  sync.Pool
 
-	mu     sync.Mutex
-	closed bool
-	segs   []*segment // oldest first; the last one is written
-	bytes  int64      // size of segs
-	index  int        // of the next segment of this run
-	broken bool       // a write failed: the next record starts a segment
-}
-
-type segment struct {
-	path    string
-	f       *os.File
-	size    int64
-	pending int // exchanges neither committed nor released
+	mu      sync.Mutex
+	ready   sync.Cond // a spare was made, or could not be
+	closed  bool
+	segs    []*segment // in use, oldest first; the last one is written
+	bytes   int64      // size of segs
+	index   int        // of the next mapped segment of this run
+	spare   *segment   // the next mapped segment, once ready
+	making  bool       // the keeper is making the spare
+	makeErr error      // why the keeper could not make the spare
+	retired []*segment // for the keeper to delete
+	kick    chan struct{}
+	kept    chan struct{} // closed when the keeper is done
 }
 
 // Ticket stands for one journalled exchange until it is committed or
@@ -133,15 +143,23 @@ func Open(dir string, opts Options) (*Journal, *Recovery, error) {
 	}
 	var runID [8]byte
 	rand.Read(runID[:])
-	j := &Journal{dir: dir, opts: opts, run: binary.BigEndian.Uint64(runID[:]), start: time.Now().UnixNano()}
-	if err := j.startSegment(); err != nil {
+	j := &Journal{dir: dir, opts: opts, run: binary.BigEndian.Uint64(runID[:]), start: time.Now().UnixNano(),
+		kick: make(chan struct{}, 1), kept: make(chan struct{})}
+	j.ready.L = &j.mu
+	first, err := createMapped(j.mappedPath(0), 0, int(opts.SegmentBytes))
+	if err != nil {
 		return nil, nil, err
 	}
+	j.index = 1
+	j.segs = []*segment{first}
+	j.bytes = int64(first.size)
+	go j.keep()
+	j.kickKeeper()
 	for i := range rec.Records {
-		r := &rec.Records[i]
+		r := rec.Records[i].Record
 		// Recovered exchanges are kept whatever the bound: they were
 		// journalled under it once, and leaving them out loses them.
-		if r.Ticket, err = j.append(r.Record, false); err != nil {
+		if rec.Records[i].Ticket, err = j.append(r.Origin, r.Route, &r.Exchange, false); err != nil {
 			j.discard()
 			return nil, nil, err
 		}
@@ -157,36 +175,8 @@ func Open(dir string, opts Options) (*Journal, *Recovery, error) {
 	return j, rec, nil
 }
 
-// segmentName orders segments by run start, then by index in the run.
-func segmentName(start int64, run uint64, index int) string {
-	return fmt.Sprintf("%016x-%016x-%08x.seg", start, run, index)
-}
-
-// segmentRun returns the run of a segment file name.
-func segmentRun(name string) (uint64, bool) {
-	var start, run uint64
-	var index uint32
-	if _, err := fmt.Sscanf(name, "%016x-%016x-%08x.seg", &start, &run, &index); err != nil {
-		return 0, false
-	}
-	return run, segmentName(int64(start), run, int(index)) == name
-}
-
-// segmentFiles lists dir's segments, oldest first; other files are left
-// alone.
-func segmentFiles(dir string) ([]string, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	var out []string
-	for _, de := range des {
-		if _, ok := segmentRun(de.Name()); ok && de.Type().IsRegular() {
-			out = append(out, filepath.Join(dir, de.Name()))
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+func (j *Journal) mappedPath(index int) string {
+	return filepath.Join(j.dir, segmentName(j.start, j.run, index, 0))
 }
 
 // readRuns reads the segments of earlier runs. An exchange is committed
@@ -241,93 +231,181 @@ func readRuns(paths []string) (*Recovery, error) {
 	return rec, nil
 }
 
-// startSegment creates the next segment of this run; j.mu is held or j is
-// not shared yet.
-func (j *Journal) startSegment() error {
-	path := filepath.Join(j.dir, segmentName(j.start, j.run, j.index))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+// keep makes the next mapped segment ahead of need and deletes the
+// segments no longer needed, off the paths that journal and commit, until
+// Close. One segment it would delete is zeroed and kept instead, to be
+// renamed into the next one: that costs a fraction of making a file.
+func (j *Journal) keep() {
+	defer close(j.kept)
+	var free *segment
+	defer func() {
+		if free != nil {
+			free.remove()
+		}
+	}()
+	for range j.kick {
+		j.mu.Lock()
+		retired := j.retired
+		j.retired = nil
+		index, want := j.index, j.spare == nil && !j.making && !j.closed
+		if want {
+			j.index++
+			j.making = true
+		}
+		j.mu.Unlock()
+		for _, s := range retired {
+			if free == nil && s.data != nil {
+				// Zeroed under its own name: a process killed meanwhile
+				// leaves a segment without records, or with a torn start.
+				clear(s.data)
+				free = s
+				continue
+			}
+			s.remove()
+		}
+		if !want {
+			continue
+		}
+		path := j.mappedPath(index)
+		var s *segment
+		var err error
+		if free != nil {
+			s, err = free.renamed(path, index)
+			free = nil
+		} else {
+			s, err = createMapped(path, index, int(j.opts.SegmentBytes))
+		}
+		j.mu.Lock()
+		j.making = false
+		if j.closed && s != nil {
+			s.remove()
+		} else {
+			j.spare, j.makeErr = s, err
+		}
+		j.ready.Broadcast()
+		j.mu.Unlock()
 	}
-	j.index++
-	j.segs = append(j.segs, &segment{path: path, f: f})
-	j.broken = false
-	return nil
+}
+
+// kickKeeper has the keeper look for work; j.mu is held.
+func (j *Journal) kickKeeper() {
+	if j.closed {
+		return
+	}
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Append journals a finished exchange of the handler configuration route
-// with one write, and returns its ticket. It fails with ErrFull when the
-// journal holds MaxBytes, ErrClosed after Close, or the write's error.
+// and returns its ticket. It fails with ErrFull when the journal holds
+// MaxBytes, ErrBehind when the next segment is not ready, ErrClosed after
+// Close, or the error of writing a segment of its own.
 func (j *Journal) Append(route uint64, ex *capture.Exchange) (Ticket, error) {
-	return j.append(&Record{Route: route, Exchange: *ex}, true)
+	return j.append(Origin{}, route, ex, true)
 }
 
-// append journals r, under a new origin unless it has one.
-func (j *Journal) append(r *Record, bounded bool) (Ticket, error) {
+// append journals ex, under a new origin unless it has one. Unbounded
+// appends (of recovered exchanges) ignore MaxBytes and wait for the next
+// segment rather than fail.
+func (j *Journal) append(o Origin, route uint64, ex *capture.Exchange, bounded bool) (Ticket, error) {
 	id := j.last.Add(1)
-	if r.Origin == (Origin{}) {
-		r.Origin = Origin{Run: j.run, ID: id}
+	if o == (Origin{}) {
+		o = Origin{Run: j.run, ID: id}
 	}
-	bp, _ := j.pool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	buf := appendFrame((*bp)[:0], func(b []byte) []byte { return appendExchange(b, id, r) })
-	defer j.putBuffer(bp, buf)
-
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return Ticket{}, ErrClosed
 	}
-	if bounded && j.bytes+int64(len(buf)) > j.opts.MaxBytes {
-		return Ticket{}, ErrFull
-	}
-	if cur := j.current(); j.broken || cur.size > 0 && cur.size+int64(len(buf)) > j.opts.SegmentBytes {
-		if err := j.startSegment(); err != nil {
-			return Ticket{}, err
-		}
-		j.trim()
-	}
-	seg := j.current()
-	if err := j.write(buf); err != nil {
+	room := j.room()
+	seg, err := j.put(room, appendExchangeFrame(room, id, o, route, ex), bounded)
+	if err != nil {
 		return Ticket{}, err
 	}
 	seg.pending++
-	return Ticket{seg: seg, id: id, origin: r.Origin}, nil
+	return Ticket{seg: seg, id: id, origin: o}, nil
 }
 
-// write appends buf to the current segment; j.mu is held. What a failed
-// write leaves is a torn frame that ends the segment for a reader: later
-// records go to a new one.
-func (j *Journal) write(buf []byte) error {
-	seg := j.current()
-	n, err := seg.f.Write(buf)
-	seg.size += int64(n)
-	j.bytes += int64(n)
-	if err != nil {
-		j.broken = true
-		return fmt.Errorf("journal: %w", err)
+// room is where the next frame is encoded: the rest of the mapped segment
+// in use, as an empty slice. j.mu is held.
+func (j *Journal) room() []byte {
+	cur := j.current()
+	if cur.full {
+		return nil
 	}
-	return nil
+	return cur.data[cur.used:cur.used:cur.size]
 }
 
-// maxPooled keeps buffers of huge exchanges from staying in the pool.
-const maxPooled = 64 << 10
-
-func (j *Journal) putBuffer(bp *[]byte, buf []byte) {
-	if cap(buf) <= maxPooled {
-		*bp = buf
-		j.pool.Put(bp)
+// put seals frame, encoded by appending to room, and returns its segment.
+// A frame that did not fit was moved by append: what it left in the
+// segment is cleared, and the frame goes to the next segment, or one of
+// its own if it is larger than a segment. j.mu is held.
+func (j *Journal) put(room, frame []byte, bounded bool) (*segment, error) {
+	cur := j.current()
+	if len(frame) <= cap(room) {
+		seal(frame)
+		cur.used += len(frame)
+		return cur, nil
 	}
+	clear(room[:cap(room)])
+	if int64(len(frame)) > j.opts.SegmentBytes {
+		return j.putWhole(frame, bounded)
+	}
+	if bounded && j.bytes+j.opts.SegmentBytes > j.opts.MaxBytes {
+		return nil, ErrFull
+	}
+	for j.spare == nil {
+		switch {
+		case j.closed:
+			return nil, ErrClosed
+		case j.makeErr != nil:
+			err := j.makeErr
+			j.makeErr = nil
+			j.kickKeeper()
+			return nil, err
+		case bounded:
+			return nil, ErrBehind
+		}
+		j.ready.Wait()
+	}
+	cur.full = true
+	next := j.spare
+	j.spare = nil
+	j.segs = append(j.segs, next)
+	j.bytes += int64(next.size)
+	j.kickKeeper()
+	next.used = copy(next.data, frame)
+	seal(next.data[:next.used])
+	return next, nil
+}
+
+// putWhole writes a frame larger than a mapped segment as a segment of
+// its own, right after the segment in use, which takes no more frames so
+// that later ones come after it. j.mu is held.
+func (j *Journal) putWhole(frame []byte, bounded bool) (*segment, error) {
+	if bounded && j.bytes+int64(len(frame)) > j.opts.MaxBytes {
+		return nil, ErrFull
+	}
+	cur := j.current()
+	cur.full = true
+	seg := &segment{path: filepath.Join(j.dir, segmentName(j.start, j.run, cur.index, cur.sub+1)), index: cur.index, sub: cur.sub + 1, full: true}
+	seal(frame)
+	if err := seg.writeWhole(frame); err != nil {
+		return nil, err
+	}
+	j.segs = append(j.segs, seg)
+	j.bytes += int64(seg.size)
+	return seg, nil
 }
 
 func (j *Journal) current() *segment { return j.segs[len(j.segs)-1] }
 
-// Commit records with one write that the tickets' exchanges are in the
-// outbox, so a later Open does not return them, and releases them. The
-// tickets are released even if the write fails; their exchanges may then
-// be returned by a later Open again.
+// Commit records that the tickets' exchanges are in the outbox, so a later
+// Open does not return them, and releases them. The tickets are released
+// even if the record cannot be written; their exchanges may then be
+// returned by a later Open again.
 func (j *Journal) Commit(ts []Ticket) error {
 	var ids []uint64
 	for _, t := range ts {
@@ -338,15 +416,12 @@ func (j *Journal) Commit(ts []Ticket) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	buf := appendFrame(nil, func(b []byte) []byte { return appendCommit(b, ids) })
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var err error
-	if j.broken && !j.closed {
-		err = j.startSegment()
-	}
-	if err == nil && !j.closed {
-		err = j.write(buf)
+	if !j.closed {
+		room := j.room()
+		_, err = j.put(room, appendCommitFrame(room, ids), false)
 	}
 	j.release(ts)
 	return err
@@ -360,7 +435,7 @@ func (j *Journal) Release(ts ...Ticket) {
 	j.release(ts)
 }
 
-// release decrements the tickets' segments and deletes the segments no
+// release decrements the tickets' segments and retires the segments no
 // longer needed; j.mu is held.
 func (j *Journal) release(ts []Ticket) {
 	for _, t := range ts {
@@ -371,40 +446,59 @@ func (j *Journal) release(ts []Ticket) {
 	j.trim()
 }
 
-// trim deletes the oldest segments while nothing in them is pending; the
-// segment being written stays. Oldest first, so that the commit records of
-// a kept segment's exchanges, which are written after them, are kept too.
+// trim hands the oldest segments to the keeper to delete while nothing in
+// them is pending; the segment being written stays. Oldest first, so that
+// the commit records of a kept segment's exchanges, which are written
+// after them, are kept too.
 func (j *Journal) trim() {
 	if j.closed {
 		return
 	}
-	for len(j.segs) > 1 && j.segs[0].pending == 0 {
-		s := j.segs[0]
-		s.f.Close()
-		os.Remove(s.path)
-		j.bytes -= s.size
-		j.segs = j.segs[1:]
+	n := 0
+	for n < len(j.segs)-1 && j.segs[n].pending == 0 {
+		j.bytes -= int64(j.segs[n].size)
+		j.retired = append(j.retired, j.segs[n])
+		n++
+	}
+	if n > 0 {
+		j.segs = j.segs[n:]
+		j.kickKeeper()
 	}
 }
 
-// Size returns the bytes the journal's segments hold.
+// Size returns the bytes the journal's segments in use hold.
 func (j *Journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.bytes
 }
 
-// Close closes the segment files, keeping them for the next Open.
+// Close stops the keeper, deletes the segments it was to delete and the
+// spare, and unmaps the others, keeping them for the next Open.
 func (j *Journal) Close() error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.closed {
+		j.mu.Unlock()
 		return nil
 	}
 	j.closed = true
+	close(j.kick)
+	j.ready.Broadcast()
+	j.mu.Unlock()
+	<-j.kept
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, s := range j.retired {
+		s.remove()
+	}
+	if j.spare != nil {
+		j.spare.remove()
+	}
 	var errs []error
 	for _, s := range j.segs {
-		errs = append(errs, s.f.Close())
+		if err := s.close(); err != nil {
+			errs = append(errs, fmt.Errorf("journal: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,12 +50,40 @@ func openJournal(t *testing.T, dir string, opts Options) (*Journal, *Recovery) {
 	return j, rec
 }
 
+// appendTurn journals turn i.
+func appendTurn(j *Journal, i int) (Ticket, error) {
+	ex := chatExchange(i)
+	return appendWaiting(j, &ex)
+}
+
+// appendWaiting journals ex. The tests' segments are small enough for
+// appends to outrun the journal's goroutine that makes the next one: an
+// append it is behind for waits for it and tries again.
+func appendWaiting(j *Journal, ex *capture.Exchange) (Ticket, error) {
+	for {
+		tk, err := j.Append(7, ex)
+		if !errors.Is(err, ErrBehind) {
+			return tk, err
+		}
+		waitSpare(j)
+	}
+}
+
+// waitSpare waits until the journal's goroutine has made the next segment
+// or failed to.
+func waitSpare(j *Journal) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.spare == nil && j.makeErr == nil && !j.closed {
+		j.ready.Wait()
+	}
+}
+
 func appendTurns(t *testing.T, j *Journal, from, to int) []Ticket {
 	t.Helper()
 	var out []Ticket
 	for i := from; i < to; i++ {
-		ex := chatExchange(i)
-		tk, err := j.Append(7, &ex)
+		tk, err := appendTurn(j, i)
 		if err != nil {
 			t.Fatalf("append turn %d: %v", i, err)
 		}
@@ -182,10 +211,11 @@ func TestKilledDuringRecoveryReturnsEachExchangeOnce(t *testing.T) {
 		}
 	}
 
-	_, rec = openJournal(t, dir, Options{})
+	j3, rec := openJournal(t, dir, Options{})
 	if got := turnsOf(t, rec); fmt.Sprint(got) != "[0 1 3]" {
 		t.Errorf("turns %v, want [0 1 3]", got)
 	}
+	j3.Close()
 	if left := readDir(t, dir); len(left) != 1 {
 		t.Errorf("after recovery the directory holds %d segments, want the new run's one", len(left))
 	}
@@ -215,30 +245,25 @@ func TestSegmentsAreDeletedOnceEverythingBeforeIsCommitted(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
 	tks := appendTurns(t, j, 0, 40)
-	if n := len(readDir(t, dir)); n < 5 {
-		t.Fatalf("40 turns in 1 KiB segments made %d segments", n)
+	if n := j.Size() / 1024; n < 5 {
+		t.Fatalf("40 turns in 1 KiB segments used %d segments", n)
 	}
 	if err := j.Commit(tks[1:]); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(readDir(t, dir)); n < 5 {
-		t.Errorf("with the first turn pending, %d segments are left; the later ones must wait", n)
+	if n := j.Size() / 1024; n < 5 {
+		t.Errorf("with the first turn pending, %d segments are kept; the later ones must wait", n)
 	}
 	if err := j.Commit(tks[:1]); err != nil {
 		t.Fatal(err)
 	}
-	left := readDir(t, dir)
-	if len(left) != 1 {
-		t.Errorf("everything committed, yet %d segments are left", len(left))
-	}
-	var size int64
-	for _, b := range left {
-		size += int64(len(b))
-	}
-	if j.Size() != size || size > 1024+2*frameHeader+512 {
-		t.Errorf("journal size %d, files %d bytes; want them equal and within a segment", j.Size(), size)
+	if j.Size() != 1024 {
+		t.Errorf("everything committed, yet the journal holds %d bytes, want the one segment in use", j.Size())
 	}
 	j.Close()
+	if left := readDir(t, dir); len(left) != 1 {
+		t.Errorf("everything committed and closed, yet %d segment files are left, want the one in use", len(left))
+	}
 	if _, rec := openJournal(t, dir, Options{}); len(rec.Records) != 0 {
 		t.Errorf("%d records recovered after everything was committed", len(rec.Records))
 	}
@@ -254,9 +279,8 @@ func TestFullJournalRefusesUntilCommitsFreeSpace(t *testing.T) {
 		if i > 100 {
 			t.Fatal("a 4 KiB journal took 100 exchanges")
 		}
-		ex := chatExchange(i)
 		var tk Ticket
-		if tk, err = j.Append(7, &ex); err == nil {
+		if tk, err = appendTurn(j, i); err == nil {
 			tks = append(tks, tk)
 		}
 	}
@@ -269,62 +293,88 @@ func TestFullJournalRefusesUntilCommitsFreeSpace(t *testing.T) {
 	if err := j.Commit(tks); err != nil {
 		t.Fatal(err)
 	}
-	ex := chatExchange(0)
-	if _, err := j.Append(7, &ex); err != nil {
+	if _, err := appendTurn(j, 0); err != nil {
 		t.Errorf("append after everything was committed: %v", err)
 	}
 }
 
 // What a killed process leaves half written, or a damaged file, ends the
 // segment for the reader: the records before are recovered, the tail is
-// counted, nothing after it is trusted.
+// counted, nothing after it is trusted. The zeros a segment is made with
+// end it cleanly.
 func TestDamagedTailIsSkippedAndCounted(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		damage func([]byte) []byte
+		name string
+		// damage gets the segment file and where its three frames end.
+		damage func(b []byte, ends []int) []byte
 		want   string
+		torn   int
 	}{
-		{"torn last record", func(b []byte) []byte { return b[:len(b)-5] }, "[0 1]"},
-		{"torn length", func(b []byte) []byte { return b[:len(b)-lastFrame(b)+3] }, "[0 1]"},
-		{"bad checksum in the middle", func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b }, "[0]"},
-		{"garbage appended", func(b []byte) []byte { return append(b, strings.Repeat("\x7f", 40)...) }, "[0 1 2]"},
-		{"zeros appended", func(b []byte) []byte { return append(b, make([]byte, 4096)...) }, "[0 1 2]"},
+		{"zeros after the last record", func(b []byte, _ []int) []byte { return b }, "[0 1 2]", 0},
+		{"file ends with the last record", func(b []byte, ends []int) []byte { return b[:ends[2]] }, "[0 1 2]", 0},
+		{"killed before the last record was sealed", func(b []byte, ends []int) []byte {
+			clear(b[ends[1] : ends[1]+frameHeader])
+			return b
+		}, "[0 1]", 1},
+		{"killed while the last record was copied", func(b []byte, ends []int) []byte {
+			clear(b[ends[1] : ends[1]+frameHeader])
+			clear(b[ends[1]+(ends[2]-ends[1])/2 : ends[2]])
+			return b
+		}, "[0 1]", 1},
+		{"file cut in the last record", func(b []byte, ends []int) []byte { return b[:ends[2]-5] }, "[0 1]", 1},
+		{"file cut in the last record's length", func(b []byte, ends []int) []byte { return b[:ends[1]+3] }, "[0 1]", 1},
+		{"bad checksum in the middle", func(b []byte, ends []int) []byte { b[ends[1]-20] ^= 0x40; return b }, "[0]", 1},
+		{"garbage after the last record", func(b []byte, ends []int) []byte {
+			copy(b[ends[2]:], strings.Repeat("\x7f", 40))
+			return b
+		}, "[0 1 2]", 1},
+		{"garbage far after the last record", func(b []byte, ends []int) []byte { b[len(b)-1] = 1; return b }, "[0 1 2]", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			j, _ := openJournal(t, dir, Options{})
 			appendTurns(t, j, 0, 3)
 			j.Close()
-			for name, data := range readDir(t, dir) {
-				os.WriteFile(filepath.Join(dir, name), tc.damage(data), 0o600)
+			files := readDir(t, dir)
+			if len(files) != 1 {
+				t.Fatalf("three turns left %d segment files, want 1", len(files))
+			}
+			for name, data := range files {
+				os.WriteFile(filepath.Join(dir, name), tc.damage(data, frameEnds(data)), 0o600)
 			}
 			_, rec := openJournal(t, dir, Options{})
 			if got := turnsOf(t, rec); fmt.Sprint(got) != tc.want {
 				t.Errorf("recovered turns %v, want %s", got, tc.want)
 			}
-			if rec.TornTails != 1 || rec.TailBytes == 0 {
-				t.Errorf("torn tails %d (%d bytes), want 1", rec.TornTails, rec.TailBytes)
+			if rec.TornTails != tc.torn || (rec.TailBytes == 0) != (tc.torn == 0) {
+				t.Errorf("torn tails %d (%d bytes), want %d", rec.TornTails, rec.TailBytes, tc.torn)
 			}
 		})
 	}
 }
 
-// lastFrame returns the length of the last frame of a clean segment.
-func lastFrame(b []byte) int {
+// frameEnds returns where the frames of a clean segment end.
+func frameEnds(b []byte) []int {
 	entries, _ := readSegment(b)
+	var ends []int
 	n := 0
-	for _, e := range entries[:len(entries)-1] {
+	for _, e := range entries {
 		n += len(encodeEntry(e))
+		ends = append(ends, n)
 	}
-	return len(b) - n
+	return ends
 }
 
 // encodeEntry is the frame an entry was read from.
 func encodeEntry(e entry) []byte {
+	var frame []byte
 	if e.rec != nil {
-		return appendFrame(nil, func(b []byte) []byte { return appendExchange(b, e.id, e.rec) })
+		frame = appendExchangeFrame(nil, e.id, e.rec.Origin, e.rec.Route, &e.rec.Exchange)
+	} else {
+		frame = appendCommitFrame(nil, e.commits)
 	}
-	return appendFrame(nil, func(b []byte) []byte { return appendCommit(b, e.commits) })
+	seal(frame)
+	return frame
 }
 
 // After Close, appends fail and leave the files alone.
@@ -358,8 +408,7 @@ func TestConcurrentAppendsAndCommitsLoseNothing(t *testing.T) {
 			defer wg.Done()
 			var batch []Ticket
 			for i := w * each; i < (w+1)*each; i++ {
-				ex := chatExchange(i)
-				tk, err := j.Append(7, &ex)
+				tk, err := appendTurn(j, i)
 				if err != nil {
 					t.Error(err)
 					return
@@ -390,5 +439,91 @@ func TestConcurrentAppendsAndCommitsLoseNothing(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, uncommitted) {
 		t.Errorf("recovered %d turns, want the %d never committed", len(got), len(uncommitted))
+	}
+}
+
+// An exchange larger than a segment, such as a chat turn carrying an
+// image, gets a segment of its own, and comes back in the order it was
+// recorded among the others.
+func TestExchangeLargerThanASegmentKeepsItsPlace(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	large := map[int]bool{1: true, 3: true, 4: true}
+	turn := func(i int) capture.Exchange {
+		ex := chatExchange(i)
+		if large[i] {
+			ex.RequestBody = []byte(fmt.Sprintf(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%s"}}]}]}`, strings.Repeat("iVBORw0KGgo", 300)))
+		}
+		return ex
+	}
+	for i := range 6 {
+		ex := turn(i)
+		if _, err := appendWaiting(j, &ex); err != nil {
+			t.Fatalf("turn %d: %v", i, err)
+		}
+	}
+	j.Close()
+	if n := len(readDir(t, dir)); n != 6 {
+		t.Errorf("%d segment files, want 6: a large turn's own, and a new one after each", n)
+	}
+	_, rec := openJournal(t, dir, Options{SegmentBytes: 1024})
+	if len(rec.Records) != 6 || rec.TornTails != 0 {
+		t.Fatalf("recovered %d records, %d torn tails; want 6, 0", len(rec.Records), rec.TornTails)
+	}
+	for i, r := range rec.Records {
+		if want := turn(i); !reflect.DeepEqual(r.Record.Exchange, want) {
+			t.Errorf("record %d is %s (%d request bytes), want turn %d (%d)", i, r.Record.Exchange.RawQuery, len(r.Record.Exchange.RequestBody), i, len(want.RequestBody))
+		}
+	}
+}
+
+// When the journal's goroutine cannot make the next segment, appends fail
+// (the exchange goes on without a record) rather than wait, and succeed
+// again once a segment can be made.
+func TestSegmentThatCannotBeMadeFailsAppendsUntilOneCan(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	// A directory where the third segment's file is to be made.
+	if err := os.Mkdir(j.mappedPath(2), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var recorded []int
+	failed := -1
+	for i := 0; i < 40 && (failed < 0 || i < failed+5); i++ {
+		_, err := appendTurn(j, i)
+		switch {
+		case err == nil:
+			recorded = append(recorded, i)
+		case failed < 0 && errors.Is(err, fs.ErrExist):
+			failed = i
+		default:
+			t.Fatalf("turn %d: %v", i, err)
+		}
+	}
+	if failed < 0 {
+		t.Fatal("no append failed though the third segment could not be made")
+	}
+	j.Close()
+	_, rec := openJournal(t, dir, Options{})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != fmt.Sprint(recorded) {
+		t.Errorf("recovered turns %v, want the ones recorded %v", got, recorded)
+	}
+}
+
+// A segment whose exchanges are all committed is zeroed and renamed into a
+// later one: nothing it held comes back, and it reads as a clean segment.
+func TestReusedSegmentsHoldNoEarlierRecords(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := openJournal(t, dir, Options{SegmentBytes: 1024})
+	for i := 0; i < 60; i += 3 {
+		if err := j.Commit(appendTurns(t, j, i, i+3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTurns(t, j, 60, 62)
+	j.Close()
+	_, rec := openJournal(t, dir, Options{SegmentBytes: 1024})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != "[60 61]" || rec.TornTails != 0 {
+		t.Errorf("recovered turns %v with %d torn tails, want [60 61] and none", got, rec.TornTails)
 	}
 }

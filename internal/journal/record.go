@@ -10,10 +10,14 @@ import (
 )
 
 // A segment is a sequence of frames: a 4-byte little-endian payload length,
-// the CRC-32C of that length and the payload, then the payload. A process
-// killed in the middle of a write leaves a frame whose length runs past the
-// end or whose checksum does not match; everything from there on is the
-// torn tail.
+// the CRC-32C of that length and the payload, then the payload. A segment
+// file is made whole and zeroed before records are copied in, so its
+// records are followed by zeros: the first frame whose header is zero ends
+// the segment cleanly when only zeros follow it. A frame is sealed (its
+// header written) after its payload, so a process killed in the middle of
+// one leaves a zero header before non-zero bytes; that, a frame whose
+// length runs past the end or whose checksum does not match, is the torn
+// tail, and everything from there on is skipped.
 const frameHeader = 8
 
 // maxPayload bounds one frame, so that a corrupt length cannot make the
@@ -61,28 +65,16 @@ type entry struct {
 	commits []uint64
 }
 
-// appendFrame appends a frame holding what payload appends.
-func appendFrame(buf []byte, payload func([]byte) []byte) []byte {
-	start := len(buf)
-	buf = append(buf, make([]byte, frameHeader)...)
-	buf = payload(buf)
-	n := len(buf) - start - frameHeader
-	binary.LittleEndian.PutUint32(buf[start:], uint32(n))
-	crc := crc32.Update(0, castagnoli, buf[start:start+4])
-	crc = crc32.Update(crc, castagnoli, buf[start+frameHeader:])
-	binary.LittleEndian.PutUint32(buf[start+4:], crc)
-	return buf
-}
-
-// appendExchange appends the payload of exchange r recorded under id.
-func appendExchange(b []byte, id uint64, r *Record) []byte {
-	ex := &r.Exchange
+// appendExchangeFrame appends the unsealed frame of exchange ex of the
+// handler configuration route, recorded under id.
+func appendExchangeFrame(b []byte, id uint64, o Origin, route uint64, ex *capture.Exchange) []byte {
+	b = append(b, make([]byte, frameHeader)...)
 	b = append(b, kindExchange)
 	b = binary.AppendUvarint(b, id)
-	b = binary.BigEndian.AppendUint64(b, r.Origin.Run)
-	b = binary.AppendUvarint(b, r.Origin.ID)
-	b = binary.BigEndian.AppendUint64(b, r.Route)
-	for _, s := range []string{ex.Method, ex.Host, ex.Path, ex.RawQuery, ex.RemoteAddr} {
+	b = binary.BigEndian.AppendUint64(b, o.Run)
+	b = binary.AppendUvarint(b, o.ID)
+	b = binary.BigEndian.AppendUint64(b, route)
+	for _, s := range [...]string{ex.Method, ex.Host, ex.Path, ex.RawQuery, ex.RemoteAddr} {
 		b = appendString(b, s)
 	}
 	b = binary.AppendUvarint(b, uint64(ex.Status))
@@ -105,14 +97,26 @@ func appendExchange(b []byte, id uint64, r *Record) []byte {
 	return appendBytes(b, ex.ResponseBody)
 }
 
-// appendCommit appends the payload of a commit of ids.
-func appendCommit(b []byte, ids []uint64) []byte {
+// appendCommitFrame appends the unsealed frame of a commit of ids.
+func appendCommitFrame(b []byte, ids []uint64) []byte {
+	b = append(b, make([]byte, frameHeader)...)
 	b = append(b, kindCommit)
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		b = binary.AppendUvarint(b, id)
 	}
 	return b
+}
+
+// seal writes the header of frame: the checksum, then the length, which
+// makes the frame count for a reader. The checksum's slot holds the length
+// while it is summed, which spares a buffer.
+func seal(frame []byte) {
+	n := uint32(len(frame) - frameHeader)
+	binary.LittleEndian.PutUint32(frame[4:], n)
+	crc := crc32.Update(0, castagnoli, frame[4:frameHeader])
+	binary.LittleEndian.PutUint32(frame[4:], crc32.Update(crc, castagnoli, frame[frameHeader:]))
+	binary.LittleEndian.PutUint32(frame, n)
 }
 
 // unixNano is 0 for the zero time, which UnixNano cannot represent.
@@ -147,18 +151,31 @@ func appendHeader(b []byte, h http.Header) []byte {
 
 // readSegment decodes the frames of a segment up to the first one that is
 // torn, fails its checksum or does not decode, and returns them with the
-// length of the tail it skipped (0 for a clean segment).
+// length of the tail it skipped: 0 when the segment ends cleanly, with
+// its last frame or zeros only after it.
 func readSegment(data []byte) (entries []entry, tail int) {
 	rest := data
 	for len(rest) > 0 {
 		e, n, ok := readFrame(rest)
 		if !ok {
+			if allZero(rest) {
+				return entries, 0
+			}
 			return entries, len(rest)
 		}
 		entries = append(entries, e)
 		rest = rest[n:]
 	}
 	return entries, 0
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // readFrame decodes the frame at the start of b and returns its length.
