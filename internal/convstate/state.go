@@ -134,19 +134,26 @@ func (c *Conv) Apply(entries []jsondoc.Entry, eventType string) ([]jsondoc.Entry
 // record is the stored form of an event's attributes: the tracked fields,
 // without their "conversation." prefix.
 func (c *Conv) record(entries []jsondoc.Entry) []byte {
-	var tracked []jsondoc.Entry
+	var buf [trackedFields]jsondoc.Entry
+	tracked := buf[:0]
+	size := len("{}")
 	for _, a := range trackedAttrs {
 		for _, f := range a.fields {
 			if raw, ok := find(entries, f); ok {
 				tracked = append(tracked, jsondoc.Entry{Path: f[len(convPrefix):], Raw: raw})
+				size += len(f) + len(raw) + len(`"":,{}`)
 			}
 		}
 	}
 	if len(tracked) == 0 {
 		return nil
 	}
-	return jsondoc.Build(nil, tracked)
+	return jsondoc.Build(make([]byte, 0, size), tracked)
 }
+
+// trackedFields is the number of fields of trackedAttrs, which record
+// gathers without allocating.
+const trackedFields = 12
 
 // Save records the attributes after the exchange when they changed.
 func (c *Conv) Save() {
