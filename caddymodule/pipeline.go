@@ -336,7 +336,7 @@ func (rt *pipeline) submit(r *route, ex *capture.Exchange, span trace.Span) {
 	select {
 	case rt.queue <- job{route: r, ex: ex, ticket: t, span: span}:
 		metrics.queued.Inc()
-		rt.dropLogged.Store(false)
+		rearm(&rt.dropLogged)
 	default:
 		rt.releaseJournal(t)
 		metrics.exchangesDropped.WithLabelValues("pipeline_full").Inc()
@@ -344,6 +344,15 @@ func (rt *pipeline) submit(r *route, ex *capture.Exchange, span trace.Span) {
 			rt.logger.Warn("pipeline queue full: dropping exchanges until it drains; raise queue_size or add workers",
 				zap.Int("queue_size", cap(rt.queue)))
 		}
+	}
+}
+
+// rearm lets a full-queue warning be logged again once the burst is over.
+// It writes only when the flag is set: every request passes here, and a
+// store on each would move the flag's cache line between CPUs.
+func rearm(logged *atomic.Bool) {
+	if logged.Load() {
+		logged.Store(false)
 	}
 }
 
@@ -448,7 +457,7 @@ func (rt *pipeline) hand(i int, b batch, wait bool) {
 	}
 	select {
 	case rt.shards[i] <- b:
-		rt.overflowLogged.Store(false)
+		rearm(&rt.overflowLogged)
 	default:
 		rt.settle(b.res)
 		metrics.exchangesDropped.WithLabelValues("shard_full").Inc()
