@@ -114,41 +114,41 @@ func registerMetrics(reg *prometheus.Registry) {
 type deliveryObserver struct{}
 
 func (deliveryObserver) Enqueued(webhook, schema string, n int) {
-	webhookMetrics.enqueued.get(seriesKey{webhook, schema}).Add(float64(n))
+	metricHandles.enqueued.get(seriesKey{webhook, schema}).Add(float64(n))
 }
 
 func (deliveryObserver) Delivered(webhook, schema string, latency time.Duration) {
 	k := seriesKey{webhook, schema}
-	webhookMetrics.delivered.get(k).Inc()
-	webhookMetrics.latency.get(k).Observe(latency.Seconds())
+	metricHandles.delivered.get(k).Inc()
+	metricHandles.latency.get(k).Observe(latency.Seconds())
 }
 
 func (deliveryObserver) Failed(webhook, schema, reason string, _ int) {
-	webhookMetrics.failed.get(seriesKey{webhook, schema, reason}).Inc()
+	metricHandles.failed.get(seriesKey{webhook, schema, reason}).Inc()
 }
 
 func (deliveryObserver) Retried(webhook, schema string) {
-	webhookMetrics.retried.get(seriesKey{webhook, schema}).Inc()
+	metricHandles.retried.get(seriesKey{webhook, schema}).Inc()
 }
 
 func (deliveryObserver) Dropped(webhook, schema, reason string, n int) {
-	webhookMetrics.dropped.get(seriesKey{webhook, schema, reason}).Add(float64(n))
+	metricHandles.dropped.get(seriesKey{webhook, schema, reason}).Add(float64(n))
 }
 
 func (deliveryObserver) DeadLettered(webhook, schema, reason string, n int) {
-	webhookMetrics.deadLettered.get(seriesKey{webhook, schema, reason}).Add(float64(n))
+	metricHandles.deadLettered.get(seriesKey{webhook, schema, reason}).Add(float64(n))
 }
 
 func (deliveryObserver) QueueDepth(webhook, schema string, depth int) {
-	webhookMetrics.queueDepth.get(seriesKey{webhook, schema}).Set(float64(depth))
+	metricHandles.queueDepth.get(seriesKey{webhook, schema}).Set(float64(depth))
 }
 
 // Removed drops the queue depth of a webhook that is gone; its counters
 // stay, as Prometheus counters do.
 func (deliveryObserver) Removed(webhook, schema string) {
 	k := seriesKey{webhook, schema}
-	webhookMetrics.queueDepth.delete(k, metrics.queueDepth.DeleteLabelValues)
-	webhookMetrics.disabled.delete(k, metrics.disabled.DeleteLabelValues)
+	metricHandles.queueDepth.delete(k, metrics.queueDepth.DeleteLabelValues)
+	metricHandles.disabled.delete(k, metrics.disabled.DeleteLabelValues)
 }
 
 func (deliveryObserver) Disabled(webhook, schema string, disabled bool) {
@@ -156,5 +156,5 @@ func (deliveryObserver) Disabled(webhook, schema string, disabled bool) {
 	if disabled {
 		v = 1
 	}
-	webhookMetrics.disabled.get(seriesKey{webhook, schema}).Set(v)
+	metricHandles.disabled.get(seriesKey{webhook, schema}).Set(v)
 }

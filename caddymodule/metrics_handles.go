@@ -77,9 +77,9 @@ func (h *handles[V]) delete(k seriesKey, del func(...string) bool) {
 	del(k[:h.labels]...)
 }
 
-// webhookMetrics are the handles of the vectors updated per event or
+// metricHandles are the handles of the vectors updated per event or
 // message; the others are updated rarely enough for WithLabelValues.
-var webhookMetrics = struct {
+var metricHandles = struct {
 	eventsDerived, trafficProblems *handles[prometheus.Counter]
 	enqueued, delivered, retried   *handles[prometheus.Counter]
 	failed, dropped, deadLettered  *handles[prometheus.Counter]

@@ -392,7 +392,7 @@ func (rt *pipeline) derive(j job) {
 	}
 	span.End()
 	for _, p := range out.Problems {
-		webhookMetrics.trafficProblems.get(seriesKey{p}).Inc()
+		metricHandles.trafficProblems.get(seriesKey{p}).Inc()
 	}
 	if len(out.Problems) > 0 {
 		j.route.logger.Debug("traffic problem", zap.Strings("problems", out.Problems),
@@ -579,7 +579,7 @@ func (rt *pipeline) messages(msgs []message, b batch) []message {
 			b.route.logger.Debug("user_info lookup failed; the event goes out without it", zap.Error(err))
 		}
 		*ev = enriched
-		webhookMetrics.eventsDerived.get(seriesKey{ev.Type}).Inc()
+		metricHandles.eventsDerived.get(seriesKey{ev.Type}).Inc()
 		conv := conversationID(ev)
 		for _, wh := range b.route.webhooks {
 			n := len(msgs)
