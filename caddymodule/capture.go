@@ -58,7 +58,7 @@ func (c *requestCapture) seal(drain bool) ([]byte, bool) {
 // Flush, Hijack and the rest reach the real writer through Unwrap (Caddy's
 // handlers use http.ResponseController).
 type responseCapture struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	status    int
 	buf       []byte
 	max       int
@@ -106,6 +106,42 @@ type captureWriter struct{ c *responseCapture }
 func (w captureWriter) Write(p []byte) (int, error) {
 	w.c.buf, w.c.truncated = appendCapped(w.c.buf, p, w.c.max, w.c.truncated)
 	return len(p), nil
+}
+
+// captures are the captures of one exchange, allocated together.
+type captures struct {
+	req  requestCapture
+	resp responseCapture
+}
+
+// cloneHeaders clones the request's and the response's header with one
+// slice for the values of both, as http.Header.Clone does for one.
+func cloneHeaders(req, resp http.Header) (http.Header, http.Header) {
+	n := 0
+	for _, h := range [2]http.Header{req, resp} {
+		for _, vv := range h {
+			n += len(vv)
+		}
+	}
+	values := make([]string, n)
+	clone := func(h http.Header) http.Header {
+		if h == nil {
+			return nil
+		}
+		out := make(http.Header, len(h))
+		for k, vv := range h {
+			if vv == nil {
+				// Preserve nil values, as http.Header.Clone does.
+				out[k] = nil
+				continue
+			}
+			n := copy(values, vv)
+			out[k] = values[:n:n]
+			values = values[n:]
+		}
+		return out
+	}
+	return clone(req), clone(resp)
 }
 
 // presized returns an empty buffer for a body of n bytes (capped at max), so

@@ -215,24 +215,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	start := time.Now()
+	caps := &captures{resp: responseCapture{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, max: h.MaxCapture}}
 	var reqCap *requestCapture
 	if r.Body != nil && r.Body != http.NoBody {
-		reqCap = &requestCapture{body: r.Body, max: h.MaxCapture, buf: presized(r.ContentLength, h.MaxCapture)}
+		reqCap = &caps.req
+		reqCap.body, reqCap.max, reqCap.buf = r.Body, h.MaxCapture, presized(r.ContentLength, h.MaxCapture)
 		r.Body = reqCap
 	}
-	respCap := &responseCapture{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, max: h.MaxCapture}
+	respCap := &caps.resp
 	finished := false
 	// Deferred so that an aborted stream (panic with http.ErrAbortHandler)
 	// still yields its exchange; the panic continues unchanged.
 	defer func() {
+		reqHeader, respHeader := cloneHeaders(r.Header, w.Header())
 		ex := &capture.Exchange{
 			Method:         r.Method,
 			Host:           r.Host,
 			Path:           r.URL.Path,
 			RawQuery:       r.URL.RawQuery,
-			RequestHeader:  r.Header.Clone(),
+			RequestHeader:  reqHeader,
 			Status:         respCap.status,
-			ResponseHeader: w.Header().Clone(),
+			ResponseHeader: respHeader,
 			ResponseBody:   respCap.buf,
 			RemoteAddr:     r.RemoteAddr,
 			Start:          start,

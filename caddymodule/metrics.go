@@ -114,39 +114,41 @@ func registerMetrics(reg *prometheus.Registry) {
 type deliveryObserver struct{}
 
 func (deliveryObserver) Enqueued(webhook, schema string, n int) {
-	metrics.enqueued.WithLabelValues(webhook, schema).Add(float64(n))
+	metricHandles.enqueued.get(seriesKey{webhook, schema}).Add(float64(n))
 }
 
 func (deliveryObserver) Delivered(webhook, schema string, latency time.Duration) {
-	metrics.delivered.WithLabelValues(webhook, schema).Inc()
-	metrics.latency.WithLabelValues(webhook, schema).Observe(latency.Seconds())
+	k := seriesKey{webhook, schema}
+	metricHandles.delivered.get(k).Inc()
+	metricHandles.latency.get(k).Observe(latency.Seconds())
 }
 
 func (deliveryObserver) Failed(webhook, schema, reason string, _ int) {
-	metrics.failed.WithLabelValues(webhook, schema, reason).Inc()
+	metricHandles.failed.get(seriesKey{webhook, schema, reason}).Inc()
 }
 
 func (deliveryObserver) Retried(webhook, schema string) {
-	metrics.retried.WithLabelValues(webhook, schema).Inc()
+	metricHandles.retried.get(seriesKey{webhook, schema}).Inc()
 }
 
 func (deliveryObserver) Dropped(webhook, schema, reason string, n int) {
-	metrics.dropped.WithLabelValues(webhook, schema, reason).Add(float64(n))
+	metricHandles.dropped.get(seriesKey{webhook, schema, reason}).Add(float64(n))
 }
 
 func (deliveryObserver) DeadLettered(webhook, schema, reason string, n int) {
-	metrics.deadLettered.WithLabelValues(webhook, schema, reason).Add(float64(n))
+	metricHandles.deadLettered.get(seriesKey{webhook, schema, reason}).Add(float64(n))
 }
 
 func (deliveryObserver) QueueDepth(webhook, schema string, depth int) {
-	metrics.queueDepth.WithLabelValues(webhook, schema).Set(float64(depth))
+	metricHandles.queueDepth.get(seriesKey{webhook, schema}).Set(float64(depth))
 }
 
 // Removed drops the queue depth of a webhook that is gone; its counters
 // stay, as Prometheus counters do.
 func (deliveryObserver) Removed(webhook, schema string) {
-	metrics.queueDepth.DeleteLabelValues(webhook, schema)
-	metrics.disabled.DeleteLabelValues(webhook, schema)
+	k := seriesKey{webhook, schema}
+	metricHandles.queueDepth.delete(k, metrics.queueDepth.DeleteLabelValues)
+	metricHandles.disabled.delete(k, metrics.disabled.DeleteLabelValues)
 }
 
 func (deliveryObserver) Disabled(webhook, schema string, disabled bool) {
@@ -154,5 +156,5 @@ func (deliveryObserver) Disabled(webhook, schema string, disabled bool) {
 	if disabled {
 		v = 1
 	}
-	metrics.disabled.WithLabelValues(webhook, schema).Set(v)
+	metricHandles.disabled.get(seriesKey{webhook, schema}).Set(v)
 }

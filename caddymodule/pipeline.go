@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"os"
 	"path/filepath"
@@ -337,7 +336,7 @@ func (rt *pipeline) submit(r *route, ex *capture.Exchange, span trace.Span) {
 	select {
 	case rt.queue <- job{route: r, ex: ex, ticket: t, span: span}:
 		metrics.queued.Inc()
-		rt.dropLogged.Store(false)
+		rearm(&rt.dropLogged)
 	default:
 		rt.releaseJournal(t)
 		metrics.exchangesDropped.WithLabelValues("pipeline_full").Inc()
@@ -345,6 +344,15 @@ func (rt *pipeline) submit(r *route, ex *capture.Exchange, span trace.Span) {
 			rt.logger.Warn("pipeline queue full: dropping exchanges until it drains; raise queue_size or add workers",
 				zap.Int("queue_size", cap(rt.queue)))
 		}
+	}
+}
+
+// rearm lets a full-queue warning be logged again once the burst is over.
+// It writes only when the flag is set: every request passes here, and a
+// store on each would move the flag's cache line between CPUs.
+func rearm(logged *atomic.Bool) {
+	if logged.Load() {
+		logged.Store(false)
 	}
 }
 
@@ -379,10 +387,12 @@ func (rt *pipeline) derive(j job) {
 	metrics.queued.Dec()
 	span, tc := rt.tracing.startDerive(requestTrace(j.ex), j.span)
 	out := j.route.deriver.Derive(j.ex)
-	span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("chat_webhooks.events", len(out.Events)))
+	}
 	span.End()
 	for _, p := range out.Problems {
-		metrics.trafficProblems.WithLabelValues(p).Inc()
+		metricHandles.trafficProblems.get(seriesKey{p}).Inc()
 	}
 	if len(out.Problems) > 0 {
 		j.route.logger.Debug("traffic problem", zap.Strings("problems", out.Problems),
@@ -399,7 +409,8 @@ func (rt *pipeline) derive(j job) {
 			out.Events[k].ID = eventID(j.ticket.Origin(), k)
 		}
 	}
-	groups := rt.byShard(out.Events)
+	var one [1]shardEvents
+	groups := rt.byShard(one[:0], out.Events)
 	if res != nil {
 		res.remaining.Store(int32(len(groups)))
 	}
@@ -414,13 +425,13 @@ type shardEvents struct {
 	events []event.Event
 }
 
-// byShard groups events by shard, shards in the order their first event
-// came. An exchange has few events, so a scan beats a map.
-func (rt *pipeline) byShard(evs []event.Event) []shardEvents {
+// byShard appends to groups the events grouped by shard, shards in the
+// order their first event came. An exchange has few events, so a scan
+// beats a map; most have one, which needs no grouping.
+func (rt *pipeline) byShard(groups []shardEvents, evs []event.Event) []shardEvents {
 	if len(rt.shards) == 1 || len(evs) == 1 {
-		return []shardEvents{{rt.shardOf(&evs[0]), evs}}
+		return append(groups, shardEvents{rt.shardOf(&evs[0]), evs})
 	}
-	var groups []shardEvents
 next:
 	for _, ev := range evs {
 		i := rt.shardOf(&ev)
@@ -446,7 +457,7 @@ func (rt *pipeline) hand(i int, b batch, wait bool) {
 	}
 	select {
 	case rt.shards[i] <- b:
-		rt.overflowLogged.Store(false)
+		rearm(&rt.overflowLogged)
 	default:
 		rt.settle(b.res)
 		metrics.exchangesDropped.WithLabelValues("shard_full").Inc()
@@ -463,9 +474,18 @@ func (rt *pipeline) shardOf(ev *event.Event) int {
 	if key == "" {
 		key = ev.ID
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(len(rt.shards)))
+	return int(fnv32a(key) % uint32(len(rt.shards)))
+}
+
+// fnv32a is the 32-bit FNV-1a hash of s, as hash/fnv's, without its
+// allocations.
+func fnv32a(s string) uint32 {
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * prime
+	}
+	return h
 }
 
 // maxStoreBatch bounds the messages stored in one outbox commit.
@@ -473,37 +493,59 @@ const maxStoreBatch = 512
 
 // store turns batches into messages and stores them; batches already
 // waiting join the same Enqueue, so under load one fsync serves many.
+// Its buffers serve one Enqueue after another: Enqueue keeps copies, not
+// the slice.
 func (rt *pipeline) store(shard <-chan batch) {
 	defer rt.wg.Done()
-	for b := range shard {
-		msgs := rt.messages(b)
+	var (
+		shaped []message
+		msgs   []delivery.Message
 		// settling are the exchanges of this Enqueue.
-		settling := []*resolution{b.res}
+		settling []*resolution
+	)
+	for b := range shard {
+		shaped = rt.messages(shaped, b)
+		settling = append(settling, b.res)
 	more:
-		for len(msgs) < maxStoreBatch {
+		for len(shaped) < maxStoreBatch {
 			select {
 			case next, ok := <-shard:
 				if !ok {
 					break more
 				}
-				msgs = append(msgs, rt.messages(next)...)
+				shaped = rt.messages(shaped, next)
 				settling = append(settling, next.res)
 			default:
 				break more
 			}
 		}
-		var err error
-		if len(msgs) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err = rt.sink().Enqueue(ctx, msgs...); err != nil {
-				rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
-			}
-			cancel()
+		for i := range shaped {
+			msgs = append(msgs, shaped[i].Message)
 		}
+		err := rt.enqueue(msgs)
 		if settled(err) {
 			rt.settle(settling...)
 		}
+		// Stored bodies are not kept alive by the buffers.
+		clear(shaped)
+		clear(msgs)
+		clear(settling)
+		shaped, msgs, settling = shaped[:0], msgs[:0], settling[:0]
 	}
+}
+
+// enqueue stores one batch of messages in the outbox.
+func (rt *pipeline) enqueue(msgs []delivery.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := rt.sink().Enqueue(ctx, msgs...)
+	if err != nil {
+		rt.logger.Error("events not stored in the outbox", zap.Int("messages", len(msgs)), zap.Error(err))
+	}
+	return err
 }
 
 // sink takes the shaped messages: the engine, or with outbox nats the
@@ -526,9 +568,9 @@ func settled(err error) bool {
 	return err == nil || !errors.Is(err, delivery.ErrClosed) && !errors.Is(err, delivery.ErrStore) && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// messages enriches and shapes one batch of events into webhook messages.
-func (rt *pipeline) messages(b batch) []delivery.Message {
-	var msgs []delivery.Message
+// messages enriches and shapes one batch of events into webhook messages,
+// appended to msgs.
+func (rt *pipeline) messages(msgs []message, b batch) []message {
 	for i := range b.events {
 		ev := &b.events[i]
 		enriched, err := b.route.enrich(context.Background(), *ev)
@@ -537,11 +579,13 @@ func (rt *pipeline) messages(b batch) []delivery.Message {
 			b.route.logger.Debug("user_info lookup failed; the event goes out without it", zap.Error(err))
 		}
 		*ev = enriched
-		metrics.eventsDerived.WithLabelValues(ev.Type).Inc()
+		metricHandles.eventsDerived.get(seriesKey{ev.Type}).Inc()
+		conv := conversationID(ev)
 		for _, wh := range b.route.webhooks {
-			for _, m := range wh.messages(ev, b.end) {
-				b.trace.stamp(&m.Message)
-				msgs = append(msgs, m.Message)
+			n := len(msgs)
+			msgs = wh.appendMessages(msgs, ev, conv, b.end)
+			for k := n; k < len(msgs); k++ {
+				b.trace.stamp(&msgs[k].Message)
 			}
 		}
 	}

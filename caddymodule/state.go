@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -51,7 +52,8 @@ const stateFlushEvery = time.Second
 //
 // What expires from memory is deleted from disk too, so that the stored
 // state stays as small as the remembered one: written keeps when each
-// stored conversation last changed.
+// stored conversation last changed, and writes lists the writes oldest
+// first, so that a flush finds what expired without looking at the rest.
 type durableState struct {
 	*convstate.Memory
 	kv     delivery.KV
@@ -62,8 +64,12 @@ type durableState struct {
 	mu      sync.Mutex
 	dirty   map[string][]byte
 	written map[string]int64
-	stop    chan struct{}
-	done    chan struct{}
+	// writes are the flushed writes in the order of their times, from
+	// head on; one whose key was written again since is stale and skipped.
+	writes []stateWrite
+	head   int
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func newDurableState(mem *convstate.Memory, kv delivery.KV, ttl time.Duration, logger *zap.Logger) *durableState {
@@ -112,7 +118,7 @@ func (s *durableState) load() {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].at < entries[j].at })
 	for _, e := range entries {
 		s.Memory.Put(e.key, e.attrs)
-		s.written[e.key] = e.at
+		s.wrote(e.key, e.at)
 	}
 	if len(expired) > 0 {
 		if err := s.kv.Write(nil, expired); err != nil {
@@ -154,16 +160,19 @@ func (s *durableState) flush() {
 	s.dirty = map[string][]byte{}
 	var expired []string
 	for key, val := range dirty {
-		s.written[key] = int64(binary.BigEndian.Uint64(val))
+		s.wrote(key, int64(binary.BigEndian.Uint64(val)))
 	}
 	if s.ttl > 0 {
 		cutoff := s.now().Add(-s.ttl).Unix()
-		for key, at := range s.written {
-			if at < cutoff {
-				expired = append(expired, key)
-				delete(s.written, key)
+		for ; s.head < len(s.writes) && s.writes[s.head].at < cutoff; s.head++ {
+			w := s.writes[s.head]
+			s.writes[s.head] = stateWrite{}
+			if s.written[w.key] == w.at {
+				expired = append(expired, w.key)
+				delete(s.written, w.key)
 			}
 		}
+		s.compact()
 	}
 	s.mu.Unlock()
 	if len(dirty) == 0 && len(expired) == 0 {
@@ -172,6 +181,42 @@ func (s *durableState) flush() {
 	if err := s.kv.Write(dirty, expired); err != nil {
 		s.logger.Warn("conversation state not written to the outbox", zap.Int("conversations", len(dirty)), zap.Error(err))
 	}
+}
+
+// stateWrite is one flushed write of a conversation's state.
+type stateWrite struct {
+	key string
+	at  int64
+}
+
+// wrote notes that key was stored as of at; s.mu is held or s not yet
+// shared. Writes come nearly in time order (a Put's time is taken before
+// its lock), so the place is found from the end.
+func (s *durableState) wrote(key string, at int64) {
+	s.written[key] = at
+	if s.ttl <= 0 {
+		return // nothing expires
+	}
+	i := len(s.writes)
+	for i > s.head && s.writes[i-1].at > at {
+		i--
+	}
+	s.writes = slices.Insert(s.writes, i, stateWrite{key, at})
+}
+
+// compact drops the expired and the stale writes once they are most of
+// the list, so that it stays proportional to the conversations stored.
+func (s *durableState) compact() {
+	if len(s.writes)-s.head <= 2*len(s.written)+64 && s.head <= len(s.writes)/2 {
+		return
+	}
+	live := make([]stateWrite, 0, len(s.written))
+	for _, w := range s.writes[s.head:] {
+		if s.written[w.key] == w.at {
+			live = append(live, w)
+		}
+	}
+	s.writes, s.head = live, 0
 }
 
 // close writes what is left; the outbox must still be open.

@@ -159,10 +159,46 @@ func TestConversationStateOnDiskIsPrunedAsItExpires(t *testing.T) {
 	if got := stored(); !slices.Equal(got, []string{"new"}) {
 		t.Fatalf("stored %v after old expired, want [new]", got)
 	}
+	// A conversation written again lives from its last write.
+	s.Put("again", []byte(`{"status":"open"}`))
+	s.flush()
+	now = now.Add(40 * time.Minute)
+	s.Put("again", []byte(`{"status":"pending"}`))
+	s.flush()
+	now = now.Add(30 * time.Minute) // written 70 and 30 minutes ago
+	s.flush()
+	if got := stored(); !slices.Equal(got, []string{"again"}) {
+		t.Fatalf("stored %v, want [again]: its last write is within the TTL", got)
+	}
 	// What a restart loads is pruned the same way.
 	now = now.Add(time.Hour)
 	openDurableState(convstate.NewMemory(10, time.Hour), kv, time.Hour, zap.NewNop(), clock)
 	if got := stored(); len(got) != 0 {
 		t.Fatalf("stored %v after a restart past the TTL, want nothing", got)
+	}
+}
+
+// BenchmarkDurableStateIdleFlush is the once-a-second flush of a durable
+// conversation state when nothing changed and nothing expired, with
+// 100 000 conversations written within the TTL (a busy day of chats, each
+// its own conversation).
+func BenchmarkDurableStateIdleFlush(b *testing.B) {
+	store, err := delivery.OpenBolt(filepath.Join(b.TempDir(), "outbox.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Unix(1_700_000_000, 0)
+	s := openDurableState(convstate.NewMemory(0, 24*time.Hour), store.KeyValues("conversations"), 24*time.Hour, zap.NewNop(), func() time.Time { return now })
+	for i := range 100_000 {
+		s.Put(fmt.Sprintf("conv-%d", i), []byte(`{"ai_enabled":true}`))
+		if i%1000 == 0 {
+			now = now.Add(time.Second)
+		}
+	}
+	s.flush()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.flush()
 	}
 }

@@ -33,7 +33,8 @@ type traceContext struct {
 // client's, or the server span's when Caddy's tracing handler runs before
 // this one (it writes it into the request's headers).
 func requestTrace(ex *capture.Exchange) traceContext {
-	tc := traceContext{parent: ex.RequestHeader.Get("traceparent"), state: ex.RequestHeader.Get("tracestate")}
+	// Canonical names: Get need not make them.
+	tc := traceContext{parent: ex.RequestHeader.Get("Traceparent"), state: ex.RequestHeader.Get("Tracestate")}
 	if len(tc.state) > maxTracestate {
 		tc.state = ""
 	}
@@ -43,6 +44,9 @@ func requestTrace(ex *capture.Exchange) traceContext {
 // stamp gives m its trace context; nothing when the request had no valid
 // one.
 func (tc traceContext) stamp(m *delivery.Message) {
+	if tc.parent == "" {
+		return
+	}
 	parent := tc.parent
 	if !tc.span {
 		var ok bool

@@ -134,33 +134,44 @@ type message struct {
 	Event string
 }
 
-// messages shapes ev into this webhook's outbox messages. A message's id is
-// the event's, suffixed with the payload's index when the schema makes
-// several payloads of one event.
+// messages shapes ev into this webhook's outbox messages.
 func (w *webhook) messages(ev *event.Event, created time.Time) []message {
+	return w.appendMessages(nil, ev, conversationID(ev), created)
+}
+
+// appendMessages appends ev's outbox messages for this webhook to dst; conv
+// is ev's conversation id, looked up once for all webhooks. A message's id
+// is the event's, suffixed with the payload's index when the schema makes
+// several payloads of one event.
+func (w *webhook) appendMessages(dst []message, ev *event.Event, conv string, created time.Time) []message {
 	payloads := w.shaper.Shape(ev)
-	out := make([]message, len(payloads))
 	for k, p := range payloads {
 		id := ev.ID
 		if len(payloads) > 1 {
 			id += "_" + strconv.Itoa(k)
 		}
-		out[k] = message{Event: p.Event, Message: delivery.Message{
+		dst = append(dst, message{Event: p.Event, Message: delivery.Message{
 			ID: id, Endpoint: w.endpoint.Name, Identity: w.endpoint.Identity, Settings: &w.endpoint,
-			Lane: w.lane(ev), Body: p.Body, Created: created, Conversation: ev.Get("conversation.id").String(),
-		}}
+			Lane: w.lane(ev, conv), Body: p.Body, Created: created, Conversation: conv,
+		}})
 	}
-	return out
+	return dst
 }
 
-// lane is the ordering key of an event for this webhook: its conversation,
-// or the event alone when it has no conversation.
-func (w *webhook) lane(ev *event.Event) string {
-	if !w.endpoint.Ordered {
+// conversationID is the id of ev's conversation, "" without one.
+func conversationID(ev *event.Event) string {
+	return ev.Get("conversation.id").String()
+}
+
+// lane is the ordering key of an event of conversation conv for this
+// webhook: its conversation, or the event alone when it has no
+// conversation.
+func (w *webhook) lane(ev *event.Event, conv string) string {
+	switch {
+	case !w.endpoint.Ordered:
 		return ""
-	}
-	if id := ev.Get("conversation.id").String(); id != "" {
-		return id
+	case conv != "":
+		return conv
 	}
 	return ev.ID
 }

@@ -6,6 +6,8 @@ package convstate
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/event"
 	"github.com/chatwebhooks/chatwebhooks/internal/jsondoc"
@@ -52,6 +54,17 @@ var trackedAttrs = []struct {
 
 const convPrefix = "conversation."
 
+// recordKeys are, for each of trackedAttrs, the key its fields are under
+// in the stored record (assignee for conversation.assignee.id, .name and
+// .email).
+var recordKeys = func() []string {
+	keys := make([]string, len(trackedAttrs))
+	for i, a := range trackedAttrs {
+		keys[i], _, _ = strings.Cut(a.fields[0][len(convPrefix):], ".")
+	}
+	return keys
+}()
+
 // Conv is one conversation's attributes while an exchange's events are
 // derived: all of them compare with what was recorded before the exchange.
 type Conv struct {
@@ -88,11 +101,15 @@ func (c *Conv) Apply(entries []jsondoc.Entry, eventType string) ([]jsondoc.Entry
 	entries = entries[:len(entries):len(entries)] // never append into a slice another event shares
 	var changed []byte
 	news := eventType != event.ConversationUpdated && eventType != event.ConversationStatus
-	for _, a := range trackedAttrs {
+	recorded := c.recorded()
+	for i, a := range trackedAttrs {
 		cur, ok := find(entries, a.fields[0])
 		if !ok {
+			if recorded&(1<<i) == 0 {
+				continue
+			}
 			for _, f := range a.fields {
-				if prev := gjson.GetBytes(c.prev, f[len(convPrefix):]); prev.Exists() {
+				if prev := c.prevValue(f); prev.Exists() {
 					entries = append(entries, jsondoc.Entry{Path: f, Raw: []byte(prev.Raw)})
 				}
 			}
@@ -101,7 +118,10 @@ func (c *Conv) Apply(entries []jsondoc.Entry, eventType string) ([]jsondoc.Entry
 		if a.name == "" || (eventType == event.ConversationStatus && a.name != "status") {
 			continue
 		}
-		prev := gjson.GetBytes(c.prev, a.fields[0][len(convPrefix):])
+		var prev gjson.Result
+		if recorded&(1<<i) != 0 {
+			prev = c.prevValue(a.fields[0])
+		}
 		if !prev.Exists() {
 			news = true
 			continue
@@ -131,22 +151,52 @@ func (c *Conv) Apply(entries []jsondoc.Entry, eventType string) ([]jsondoc.Entry
 	return entries, news
 }
 
+// recorded reports which of trackedAttrs the previous record has a key
+// of, bit i for trackedAttrs[i]: one pass over the record, so that the
+// attributes it lacks, most of them, need no lookup.
+func (c *Conv) recorded() uint32 {
+	var bits uint32
+	if len(c.prev) == 0 {
+		return 0
+	}
+	gjson.Parse(jsondoc.StringView(c.prev)).ForEach(func(key, _ gjson.Result) bool {
+		if i := slices.Index(recordKeys, key.Str); i >= 0 {
+			bits |= 1 << i
+		}
+		return true
+	})
+	return bits
+}
+
+// prevValue is the previous value of a tracked field. The record is never
+// modified once stored, so it is read in place.
+func (c *Conv) prevValue(field string) gjson.Result {
+	return gjson.Get(jsondoc.StringView(c.prev), field[len(convPrefix):])
+}
+
 // record is the stored form of an event's attributes: the tracked fields,
 // without their "conversation." prefix.
 func (c *Conv) record(entries []jsondoc.Entry) []byte {
-	var tracked []jsondoc.Entry
+	var buf [trackedFields]jsondoc.Entry
+	tracked := buf[:0]
+	size := len("{}")
 	for _, a := range trackedAttrs {
 		for _, f := range a.fields {
 			if raw, ok := find(entries, f); ok {
 				tracked = append(tracked, jsondoc.Entry{Path: f[len(convPrefix):], Raw: raw})
+				size += len(f) + len(raw) + len(`"":,{}`)
 			}
 		}
 	}
 	if len(tracked) == 0 {
 		return nil
 	}
-	return jsondoc.Build(nil, tracked)
+	return jsondoc.Build(make([]byte, 0, size), tracked)
 }
+
+// trackedFields is the number of fields of trackedAttrs, which record
+// gathers without allocating.
+const trackedFields = 12
 
 // Save records the attributes after the exchange when they changed.
 func (c *Conv) Save() {
@@ -166,6 +216,15 @@ func sameJSON(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
+	// Compacting only removes whitespace: without any, they differ.
+	if !hasSpace(a) && !hasSpace(b) {
+		return false
+	}
 	var ca, cb bytes.Buffer
 	return json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// hasSpace reports whether b has a byte JSON counts as whitespace.
+func hasSpace(b []byte) bool {
+	return bytes.ContainsAny(b, " \t\r\n")
 }

@@ -3,28 +3,33 @@
 package lru
 
 import (
-	"container/list"
 	"sync"
 	"time"
 )
 
 // Cache maps strings to values of type V. It is safe for concurrent use.
 type Cache[V any] struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // of *entry[V], most recently used first
-	byKey map[string]*list.Element
+	mu  sync.Mutex
+	max int
+	// root links the entries in a ring, most recently used first
+	// (root.next) and least recently used last (root.prev): each entry is
+	// one allocation, its own list element.
+	root  entry[V]
+	byKey map[string]*entry[V]
 }
 
 type entry[V any] struct {
-	key     string
-	val     V
-	expires time.Time // zero: never
+	key        string
+	val        V
+	expires    time.Time // zero: never
+	prev, next *entry[V]
 }
 
 // New returns an empty cache of at most max keys (max must be positive).
 func New[V any](max int) *Cache[V] {
-	return &Cache[V]{max: max, order: list.New(), byKey: map[string]*list.Element{}}
+	c := &Cache[V]{max: max, byKey: map[string]*entry[V]{}}
+	c.root.prev, c.root.next = &c.root, &c.root
+	return c
 }
 
 // Get returns key's value, unless key is missing or expired at now (then it
@@ -33,22 +38,20 @@ func New[V any](max int) *Cache[V] {
 func (c *Cache[V]) Get(key string, now time.Time, renew time.Duration) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.byKey[key]
+	e, ok := c.byKey[key]
 	if !ok {
 		var zero V
 		return zero, false
 	}
-	e := el.Value.(*entry[V])
 	if !e.expires.IsZero() && now.After(e.expires) {
-		c.order.Remove(el)
-		delete(c.byKey, key)
+		c.remove(e)
 		var zero V
 		return zero, false
 	}
 	if renew > 0 {
 		e.expires = now.Add(renew)
 	}
-	c.order.MoveToFront(el)
+	c.toFront(e)
 	return e.val, true
 }
 
@@ -57,17 +60,16 @@ func (c *Cache[V]) Get(key string, now time.Time, renew time.Duration) (V, bool)
 func (c *Cache[V]) Put(key string, val V, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
-		e := el.Value.(*entry[V])
+	if e, ok := c.byKey[key]; ok {
 		e.val, e.expires = val, expires
-		c.order.MoveToFront(el)
+		c.toFront(e)
 		return
 	}
-	c.byKey[key] = c.order.PushFront(&entry[V]{key: key, val: val, expires: expires})
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.byKey, oldest.Value.(*entry[V]).key)
+	e := &entry[V]{key: key, val: val, expires: expires}
+	c.byKey[key] = e
+	c.link(e)
+	for len(c.byKey) > c.max {
+		c.remove(c.root.prev)
 	}
 }
 
@@ -76,5 +78,31 @@ func (c *Cache[V]) Put(key string, val V, expires time.Time) {
 func (c *Cache[V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.order.Len()
+	return len(c.byKey)
+}
+
+// link puts e first in the ring.
+func (c *Cache[V]) link(e *entry[V]) {
+	e.prev, e.next = &c.root, c.root.next
+	e.next.prev = e
+	c.root.next = e
+}
+
+// unlink takes e out of the ring.
+func (c *Cache[V]) unlink(e *entry[V]) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *Cache[V]) toFront(e *entry[V]) {
+	if c.root.next != e {
+		c.unlink(e)
+		c.link(e)
+	}
+}
+
+// remove forgets e.
+func (c *Cache[V]) remove(e *entry[V]) {
+	c.unlink(e)
+	delete(c.byKey, e.key)
 }

@@ -55,3 +55,28 @@ func TestCacheForgetsLeastRecentlyUsed(t *testing.T) {
 		}
 	}
 }
+
+func TestCacheEvictsInOrderOfLastUse(t *testing.T) {
+	c := New[int](3)
+	for i, k := range []string{"1", "2", "3", "4"} {
+		c.Put(k, i, time.Time{})
+	}
+	c.Get("2", t0, 0)
+	c.Put("3", 30, time.Time{}) // an update is a use
+	c.Put("5", 5, time.Time{})
+	c.Put("6", 6, time.Time{})
+	// Used last to first: 6 5 3 2 4 1; three remain.
+	for k, want := range map[string]int{"6": 6, "5": 5, "3": 30} {
+		if v, ok := c.Get(k, t0, 0); !ok || v != want {
+			t.Errorf("%s: %v %v, want %v", k, v, ok, want)
+		}
+	}
+	for _, k := range []string{"1", "2", "4"} {
+		if _, ok := c.Get(k, t0, 0); ok {
+			t.Errorf("%s should have been pushed out", k)
+		}
+	}
+	if c.Len() != 3 {
+		t.Errorf("len %d, want 3", c.Len())
+	}
+}
