@@ -53,7 +53,7 @@ var metrics = struct {
 		Buckets: latencyBuckets,
 	}, []string{"webhook", "schema"}),
 	journalSkipped: counter("journal_skipped_total",
-		"Exchanges not written to the capture journal (full, write_error): a crash before their events are stored loses them.", "reason"),
+		"Exchanges not written to the capture journal (full, behind, write_error): a crash before their events are stored loses them.", "reason"),
 	journalReplayed:  plainCounter("journal_replayed_total", "Exchanges an earlier process journalled but did not store, derived and stored at start."),
 	journalTornTails: plainCounter("journal_torn_tails_total", "Capture journal segments whose torn or corrupt end was skipped at start."),
 	spooled:          plainGauge("nats_spooled", "Webhook messages in the local spool waiting to be published to NATS (outbox nats)."),
