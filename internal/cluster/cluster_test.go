@@ -270,13 +270,23 @@ func TestRetryScheduleContinuesOnTheNextInstance(t *testing.T) {
 	srv := natstest.Start(t, t.TempDir(), -1)
 	rcv := newSink(t)
 	rcv.setAnswer(func(string) int { return 503 })
-	ep := endpoint(rcv.URL, 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond)
+	ep := endpoint(rcv.URL, 600*time.Millisecond, 600*time.Millisecond, 600*time.Millisecond, 600*time.Millisecond)
 	a := startInstance(t, srv, ep)
+	// B runs before anything is sent (A, started first, holds the
+	// partitions), so that A dies right after its third attempt: started
+	// only then, on a loaded machine B could take long enough for A to
+	// make all five.
+	b := startInstance(t, srv, ep)
 	send(t, a, "c00", 0)
 	waitFor(t, 10*time.Second, "A tried three times", func() bool { return rcv.attempts("c00-000") >= 3 })
-	b := startInstance(t, srv, ep)
+	if s, _ := a.engine.Stats(); s.Queued != 1 {
+		t.Fatalf("A holds %d messages, want the one it is trying", s.Queued)
+	}
 	a.crash()
 	made := rcv.attempts("c00-000")
+	if made >= 5 {
+		t.Fatalf("A made all %d attempts before it was stopped: nothing left to continue", made)
+	}
 	waitFor(t, 15*time.Second, "B dead-letters it", func() bool { d, _ := b.engine.DeadLetters("", 0); return len(d) == 1 })
 	if got := rcv.attempts("c00-000"); got != 5 {
 		t.Errorf("%d attempts in all (%d on A), want the 5 the schedule allows", got, made)
