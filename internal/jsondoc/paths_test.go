@@ -1,0 +1,74 @@
+package jsondoc
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// sameResult reports whether Resolve's result is gjson.Get's in everything
+// callers read.
+func sameResult(a, b gjson.Result) bool {
+	return a.Type == b.Type && a.Raw == b.Raw && a.Str == b.Str && (a.Num == b.Num || a.Num != a.Num && b.Num != b.Num)
+}
+
+// checkPaths resolves paths in doc at once and compares every plain one
+// with gjson.Get.
+func checkPaths(t testing.TB, doc string, paths []string) {
+	t.Helper()
+	p := NewPaths(paths)
+	out := make([]gjson.Result, p.Len())
+	p.Resolve(doc, out)
+	for _, path := range paths {
+		i := p.Index(path)
+		if i < 0 {
+			if plainPath(path) {
+				t.Errorf("plain path %q left out", path)
+			}
+			continue
+		}
+		if want := gjson.Get(doc, path); !sameResult(out[i], want) {
+			t.Errorf("doc %s path %q: got %+v, gjson.Get gives %+v", doc, path, out[i], want)
+		}
+	}
+}
+
+func TestPathsResolveAsGjsonGet(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		doc   string
+		paths []string
+	}{
+		{"event data", `{"conversation":{"id":"c1","ai_enabled":true},"channel":"api","contact":{"id":"visitor-7"},"message":{"content":"When?","direction":"incoming"},"reply":{"id":"chatcmpl-42","content":"Tomorrow."},"extra":{"model":"gpt-test"},"agent":{"id":"agent_1","name":"Support Bot"}}`,
+			[]string{"conversation.id", "conversation.status", "conversation.assignee.id", "agent.id", "agent.name", "channel", "account.id", "contact.name", "message.content", "reply.id", "message.id", "extra.model", "extra", "conversation"}},
+		{"chat completion", `{"id":"chatcmpl-42","object":"chat.completion","created":1730000000,"model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"Your order ships tomorrow."},"finish_reason":"stop"}],"usage":{"prompt_tokens":31}}`,
+			[]string{"id", "choices.0.message.content", "choices.0.message.refusal", "choices.0.message.tool_calls", "choices.1.message", "choices.0", "model", "usage.prompt_tokens", "created"}},
+		{"first member in which the path is found", `{"a":{"x":1},"a":{"b":2},"a":3,"c":"s","c":{"d":4}}`,
+			[]string{"a", "a.b", "a.x", "c", "c.d"}},
+		{"numeric names: indexes of arrays, member names of objects", `{"l":[[1,2],{"0":"zero"},"s"],"o":{"0":"a","1":{"x":"b"}}}`,
+			[]string{"l.0.1", "l.1.0", "l.2", "l.3", "o.0", "o.1.x", "l.00.0", "l.x"}},
+		{"escaped names and values", `{"a\"b":1,"c\u0064":"\u00e9\n","e":{"f\\g":true}}`,
+			[]string{"cd", "e", "a", "cd.x"}},
+		{"top-level array", `[{"id":1},{"id":2}]`, []string{"0.id", "1.id", "2.id", "id"}},
+		{"scalar document", `"x{\"a\":1}"`, []string{"a", "x"}},
+		{"paths that are not plain", `{"a":[{"r":"u","c":1},{"r":"u","c":2}],"b.c":3}`,
+			[]string{`a.#(r=="u").c`, "a.#", `b\.c`, "a.*", "@this", "a|0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkPaths(t, tc.doc, tc.paths) })
+	}
+}
+
+// FuzzPaths compares Resolve with gjson.Get on any valid document and any
+// paths (one per line).
+func FuzzPaths(f *testing.F) {
+	f.Add(`{"a":{"b":[1,{"c":"x"}]},"a":{"d":null},"e":"f"}`, "a.b.1.c\na.d\na\ne\ne.f\na.b.0")
+	f.Add(`{"conversation":{"id":"c1"},"message":{"content":"hi"}}`, "conversation.id\nmessage.content\nreply.id")
+	f.Add(`[[1],[2,[3]]]`, "1.1.0\n0.0\n0")
+	f.Fuzz(func(t *testing.T, doc, paths string) {
+		if !gjson.Valid(doc) {
+			return
+		}
+		checkPaths(t, doc, strings.Split(paths, "\n"))
+	})
+}
