@@ -1,39 +1,108 @@
 package jsondoc
 
-import "github.com/tidwall/gjson"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
 
 // Paths is a fixed set of gjson paths that Resolve reads from a document in
 // one pass, where gjson.Get would scan the document once per path (a path
-// the document lacks scans all of it). Only plain paths take part: dotted
-// components of letters, digits, '_' and '-', a number being an array
-// index as well. Others (queries, wildcards, modifiers, escapes) are left
-// out: Index reports -1 for them and callers read them with gjson.Get.
+// the document lacks scans all of it). These forms take part, where P and
+// T are plain paths (dotted components of letters, digits, '_' and '-', a
+// number being an array index as well) and v is text without quotes or
+// backslashes:
+//
+//	P                              a plain path
+//	P.#(T=="v")  P.#(T=="v").T     the first element of list P whose T is v
+//	P.#(T=="v")#.T|@reverse|0      the T of the last such element that has one
+//	[x,y,...]                      a list of those of the forms above found
+//
+// Others (wildcards, modifiers, escapes, other queries) are left out:
+// Index reports -1 for them and callers read them with gjson.Get.
 type Paths struct {
-	list  []string
-	index map[string]int
-	root  pathNode
+	list    []string
+	index   map[string]int
+	root    pathNode
+	queries []pathQuery
+	multis  []pathMulti
 }
 
 // pathNode is one component of the paths below it.
 type pathNode struct {
-	key  string
-	num  int // key as an array index, -1 when it is none
-	leaf int // index of the path ending here, -1 when none does
-	kids []pathNode
+	key     string
+	num     int // key as an array index, -1 when it is none
+	leaf    int // index of the path ending here, -1 when none does
+	kids    []pathNode
+	queries []int // queries on the list this node names
 }
 
-// NewPaths compiles the plain paths among paths, once each.
+// pathQuery is a query on the elements of a list: #(key=="want").
+type pathQuery struct {
+	slot      int
+	key, want string
+	tail      string // what is read from the element; "" is the element
+	last      bool   // the last element with a tail, not the first
+}
+
+// pathMulti is [x,y,...]: the list of the subpaths' values.
+type pathMulti struct {
+	slot int
+	subs []int
+}
+
+// maxQueries bounds the queries of one Paths, whose state Resolve keeps on
+// the stack; further ones are left to gjson.
+const maxQueries = 8
+
+// NewPaths compiles the paths of the forms Paths reads, once each.
 func NewPaths(paths []string) *Paths {
 	p := &Paths{index: map[string]int{}, root: pathNode{num: -1, leaf: -1}}
 	for _, path := range paths {
-		if _, seen := p.index[path]; seen || !plainPath(path) {
-			continue
-		}
-		p.index[path] = len(p.list)
-		p.list = append(p.list, path)
-		p.root.add(path, len(p.list)-1)
+		p.add(path)
 	}
 	return p
+}
+
+// add compiles path and returns its slot, or -1 when it is of no form Paths
+// reads.
+func (p *Paths) add(path string) int {
+	if i, seen := p.index[path]; seen {
+		return i
+	}
+	slot := len(p.list)
+	switch {
+	case plainPath(path):
+		p.root.add(path, slot)
+	case strings.HasPrefix(path, "["):
+		subs, ok := splitMulti(path)
+		if !ok {
+			return -1
+		}
+		m := pathMulti{slot: slot}
+		for _, sub := range subs {
+			i := p.add(sub)
+			if i < 0 {
+				return -1 // the subpaths added stay: they are read as well
+			}
+			m.subs = append(m.subs, i)
+		}
+		slot = len(p.list) // after the subpaths' slots
+		m.slot = slot
+		p.multis = append(p.multis, m)
+	default:
+		prefix, q, ok := parseQuery(path)
+		if !ok || len(p.queries) == maxQueries {
+			return -1
+		}
+		q.slot = slot
+		p.root.addQuery(prefix, len(p.queries))
+		p.queries = append(p.queries, q)
+	}
+	p.index[path] = slot
+	p.list = append(p.list, path)
+	return slot
 }
 
 // Len is the number of paths Resolve reads.
@@ -67,13 +136,99 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 		}
 		return
 	}
-	w := walker{out: out, left: len(p.list)}
+	w := walker{out: out, left: len(p.list) - len(p.queries) - len(p.multis), queries: len(p.queries) > 0}
 	w.walk(r, &p.root)
+	for i := range p.queries {
+		q := &p.queries[i]
+		switch {
+		case w.seen[i] == 0:
+			// No list of that name: nothing matches.
+		case w.seen[i] == 1 && w.lists[i].IsArray():
+			out[q.slot] = q.find(w.lists[i])
+		default:
+			// Several lists of that name, where gjson's choice depends on
+			// their elements, or no list: rare enough to leave to gjson.
+			out[q.slot] = gjson.Get(doc, p.list[q.slot])
+		}
+	}
+	for _, m := range p.multis {
+		out[m.slot] = multiResult(out, m.subs)
+	}
+}
+
+// find returns the value of the query in list.
+func (q *pathQuery) find(list gjson.Result) gjson.Result {
+	var found gjson.Result
+	matched := false
+	list.ForEach(func(_, el gjson.Result) bool {
+		if el.Type != gjson.JSON || !queryEquals(el.Get(q.key), q.want) {
+			return true
+		}
+		matched = true
+		if !q.last {
+			found = el
+			if q.tail != "" {
+				found = el.Get(q.tail)
+			}
+			return false
+		}
+		if t := el.Get(q.tail); t.Exists() {
+			found = t
+		}
+		return true
+	})
+	if q.last && !matched {
+		// gjson applies "|@reverse|0" only once an element matched: the
+		// value is the empty list of matches.
+		return gjson.Result{Type: gjson.JSON, Raw: "[]"}
+	}
+	return found
+}
+
+// queryEquals is gjson's test of #(key=="want") on the element's key value v.
+func queryEquals(v gjson.Result, want string) bool {
+	switch v.Type {
+	case gjson.String:
+		return v.Str == want
+	case gjson.Number:
+		n, _ := strconv.ParseFloat(want, 64)
+		return v.Num == n
+	case gjson.True:
+		return want == "true"
+	case gjson.False:
+		return want == "false"
+	}
+	return false
+}
+
+// multiResult is gjson's value of [x,y,...]: a list of the values found.
+func multiResult(out []gjson.Result, subs []int) gjson.Result {
+	size := 2
+	for _, i := range subs {
+		size += len(out[i].Raw) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
+	for _, i := range subs {
+		if !out[i].Exists() {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, out[i].Raw...)
+	}
+	return gjson.Result{Type: gjson.JSON, Raw: string(append(b, ']'))}
 }
 
 type walker struct {
 	out  []gjson.Result
-	left int // paths not found yet
+	left int // plain paths not found yet
+	// queries says the walk goes on to the end: a query needs to know how
+	// many lists of its name there are.
+	queries bool
+	seen    [maxQueries]uint8
+	lists   [maxQueries]gjson.Result
 }
 
 // walk visits the members of the object or array r that n's children name.
@@ -88,15 +243,31 @@ func (w *walker) walk(r gjson.Result, n *pathNode) {
 				w.out[c.leaf] = v
 				w.left--
 			}
+			for _, q := range c.queries {
+				if w.seen[q] < 2 {
+					w.seen[q]++
+				}
+				w.lists[q] = v
+			}
 			if len(c.kids) > 0 && v.Type == gjson.JSON {
 				w.walk(v, c)
 			}
 		}
-		return w.left > 0
+		return w.left > 0 || w.queries
 	})
 }
 
 func (n *pathNode) add(path string, leaf int) {
+	n.node(path).leaf = leaf
+}
+
+func (n *pathNode) addQuery(path string, q int) {
+	c := n.node(path)
+	c.queries = append(c.queries, q)
+}
+
+// node returns the node of a plain path, adding what is missing.
+func (n *pathNode) node(path string) *pathNode {
 	key, rest, more := cutDot(path)
 	var c *pathNode
 	for i := range n.kids {
@@ -109,10 +280,50 @@ func (n *pathNode) add(path string, leaf int) {
 		c = &n.kids[len(n.kids)-1]
 	}
 	if !more {
-		c.leaf = leaf
-		return
+		return c
 	}
-	c.add(rest, leaf)
+	return c.node(rest)
+}
+
+// parseQuery reads P.#(T=="v"), P.#(T=="v").T and P.#(T=="v")#.T|@reverse|0.
+func parseQuery(path string) (prefix string, q pathQuery, ok bool) {
+	prefix, rest, ok := strings.Cut(path, ".#(")
+	if !ok || !plainPath(prefix) {
+		return "", q, false
+	}
+	key, rest, ok := strings.Cut(rest, `=="`)
+	if !ok || !plainPath(key) {
+		return "", q, false
+	}
+	want, rest, ok := strings.Cut(rest, `")`)
+	if !ok || strings.ContainsAny(want, `"\`) || strings.HasPrefix(want, "~") {
+		return "", q, false
+	}
+	q = pathQuery{key: key, want: want}
+	if tail, last := strings.CutSuffix(rest, "|@reverse|0"); last {
+		q.tail, ok = strings.CutPrefix(tail, "#.")
+		q.last = true
+		return prefix, q, ok && plainPath(q.tail)
+	}
+	if rest == "" {
+		return prefix, q, true
+	}
+	q.tail, ok = strings.CutPrefix(rest, ".")
+	return prefix, q, ok && plainPath(q.tail)
+}
+
+// splitMulti splits [x,y,...] into its subpaths, as gjson does for those
+// without quotes, brackets, escapes or names.
+func splitMulti(path string) ([]string, bool) {
+	inner, ok := strings.CutSuffix(path[1:], "]")
+	if !ok || inner == "" {
+		return nil, false
+	}
+	var subs []string
+	for sub := range strings.SplitSeq(inner, ",") {
+		subs = append(subs, sub)
+	}
+	return subs, true
 }
 
 func cutDot(path string) (key, rest string, more bool) {
@@ -124,9 +335,11 @@ func cutDot(path string) (key, rest string, more bool) {
 	return path, "", false
 }
 
-// arrayIndex reads a component of digits as gjson reads an array index.
+// arrayIndex reads a component of digits as gjson reads an array index;
+// one beyond any list's length is -1, as one that is no number.
 func arrayIndex(key string) int {
-	if len(key) > 9 {
+	digits := strings.TrimLeft(key, "0")
+	if len(digits) > 18 {
 		return -1
 	}
 	n := 0
@@ -161,4 +374,40 @@ func plainPath(path string) bool {
 		}
 	}
 	return true
+}
+
+// Fields reads paths of one document: those of its Paths from one pass
+// over the document, made the first time one is read, others with
+// gjson.Get.
+type Fields struct {
+	doc      string
+	paths    *Paths
+	res      []gjson.Result
+	resolved bool
+}
+
+// NewFields reads doc; paths may be nil. buf, when it is long enough,
+// holds the results of paths, so that they need no allocation.
+func NewFields(doc string, paths *Paths, buf []gjson.Result) Fields {
+	return Fields{doc: doc, paths: paths, res: buf}
+}
+
+// Doc is the document.
+func (f *Fields) Doc() string { return f.doc }
+
+// Get returns what gjson.Get(doc, path) returns.
+func (f *Fields) Get(path string) gjson.Result {
+	if f.paths != nil {
+		if i := f.paths.Index(path); i >= 0 {
+			if !f.resolved {
+				if len(f.res) < f.paths.Len() {
+					f.res = make([]gjson.Result, f.paths.Len())
+				}
+				f.paths.Resolve(f.doc, f.res)
+				f.resolved = true
+			}
+			return f.res[i]
+		}
+	}
+	return gjson.Get(f.doc, path)
 }

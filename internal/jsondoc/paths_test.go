@@ -52,8 +52,16 @@ func TestPathsResolveAsGjsonGet(t *testing.T) {
 			[]string{"cd", "e", "a", "cd.x"}},
 		{"top-level array", `[{"id":1},{"id":2}]`, []string{"0.id", "1.id", "2.id", "id"}},
 		{"scalar document", `"x{\"a\":1}"`, []string{"a", "x"}},
-		{"paths that are not plain", `{"a":[{"r":"u","c":1},{"r":"u","c":2}],"b.c":3}`,
-			[]string{`a.#(r=="u").c`, "a.#", `b\.c`, "a.*", "@this", "a|0"}},
+		{"queries on a chat request", `{"model":"m","user":"visitor-7","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"},{"role":"user","content":[{"type":"text","text":"When?"}]},{"role":"user"}]}`,
+			[]string{`messages.#(role=="user")#.content|@reverse|0`, `messages.#(role=="system").content`, `messages.#(role=="user").content`,
+				`[user,messages.#(role=="system").content,messages.#(role=="user").content]`, `messages.#(role=="tool").content`,
+				`messages.#(role=="assistant")`, `[metadata,user]`, `[user,messages.#(role=="tool").content]`, `messages.#(role=="tool")#.content|@reverse|0`}},
+		{"queries: gjson's equality on numbers, booleans and missing members", `{"l":[{"k":0},{"k":"0"},{"k":true,"t":1},{"k":false,"t":2},{"k":null,"t":3},{"t":4},"k",[{"k":"a"}],{"k":"a","t":5},{"k":"a","t":6}]}`,
+			[]string{`l.#(k=="x").t`, `l.#(k=="0")`, `l.#(k=="true").t`, `l.#(k=="false").t`, `l.#(k=="null").t`, `l.#(k=="a")#.t|@reverse|0`, `l.#(k=="a").t`, `l.#(k=="").t`}},
+		{"queries on lists of the same name, or no list", `{"m":[{"r":"a"}],"m":[{"r":"u","c":1}],"n":{"r":"u"},"s":"x"}`,
+			[]string{`m.#(r=="u").c`, `m.#(r=="u")#.c|@reverse|0`, `n.#(r=="u")`, `s.#(r=="u")`, `x.#(r=="u").c`, `x.#(r=="u")#.c|@reverse|0`, `[m.#(r=="u").c,s]`}},
+		{"paths that are not read at once", `{"a":[{"r":"u","c":1},{"r":"u","c":2}],"b.c":3}`,
+			[]string{"a.#", `b\.c`, "a.*", "@this", "a|0", `a.#(r!="u").c`, `a.#(r=="u")#.c`, `a.#(r=="~true")`, `[a,b:c]`, `[a, b]`, `{a}`, `[a,[b]]`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkPaths(t, tc.doc, tc.paths) })
 	}
@@ -65,6 +73,8 @@ func FuzzPaths(f *testing.F) {
 	f.Add(`{"a":{"b":[1,{"c":"x"}]},"a":{"d":null},"e":"f"}`, "a.b.1.c\na.d\na\ne\ne.f\na.b.0")
 	f.Add(`{"conversation":{"id":"c1"},"message":{"content":"hi"}}`, "conversation.id\nmessage.content\nreply.id")
 	f.Add(`[[1],[2,[3]]]`, "1.1.0\n0.0\n0")
+	f.Add(`{"user":"u","messages":[{"role":"system","content":"s"},{"role":"user","content":"a"},{"role":"user","content":"b"}]}`,
+		"messages.#(role==\"user\")#.content|@reverse|0\n[user,messages.#(role==\"system\").content,messages.#(role==\"user\").content]\nmessages.#(role==\"user\")")
 	f.Fuzz(func(t *testing.T, doc, paths string) {
 		if !gjson.Valid(doc) {
 			return
