@@ -411,3 +411,6 @@ func (f *Fields) Get(path string) gjson.Result {
 	}
 	return gjson.Get(f.doc, path)
 }
+
+// List returns the paths Resolve reads, in the order of their results.
+func (p *Paths) List() []string { return p.list }

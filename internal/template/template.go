@@ -92,7 +92,7 @@ type filter struct {
 // renderContext is one event being shaped under one platform event name.
 type renderContext struct {
 	ev   *event.Event
-	data string
+	data *jsondoc.Fields
 	name string
 }
 
@@ -369,7 +369,38 @@ func (n *Template) IsObject() bool { return n.kind == nodeObject }
 // {event.name}). The root object is written even when nothing in it is
 // known, so a payload is always a JSON object.
 func (n *Template) Render(dst []byte, ev *event.Event, name string) []byte {
-	return n.render(dst, &renderContext{ev: ev, data: jsondoc.StringView(ev.Data), name: name})
+	data := jsondoc.NewFields(jsondoc.StringView(ev.Data), nil, nil)
+	return n.RenderFields(dst, ev, name, &data)
+}
+
+// RenderFields is Render reading the event's data from data, which holds
+// ev.Data with the paths of DataPaths resolved at once.
+func (n *Template) RenderFields(dst []byte, ev *event.Event, name string, data *jsondoc.Fields) []byte {
+	return n.render(dst, &renderContext{ev: ev, data: data, name: name})
+}
+
+// DataPaths appends the paths of the event's data that rendering n may
+// read.
+func (n *Template) DataPaths(dst []string) []string {
+	exprs := func(e *expression) {
+		for _, alt := range e.alts {
+			if alt[0] != '=' && !slices.Contains(eventMeta, alt) {
+				dst = append(dst, alt)
+			}
+		}
+	}
+	if n.expr != nil {
+		exprs(n.expr)
+	}
+	for _, p := range n.parts {
+		if p.expr != nil {
+			exprs(p.expr)
+		}
+	}
+	for _, c := range n.children {
+		dst = c.DataPaths(dst)
+	}
+	return dst
 }
 
 func (n *Template) render(dst []byte, c *renderContext) []byte {
@@ -451,12 +482,12 @@ func (e *expression) value(c *renderContext) (gjson.Result, presence) {
 		case "event.time":
 			r = gjson.Result{Type: gjson.String, Str: c.ev.Time.Format(time.RFC3339Nano)}
 		case "event.data":
-			r, p = gjson.Parse(c.data), known
+			r, p = gjson.Parse(c.data.Doc()), known
 		default:
 			if alt[0] == '=' {
 				r = gjson.Result{Type: gjson.String, Str: alt[1:]}
 			} else {
-				r, p = gjson.Get(c.data, alt), known
+				r, p = c.data.Get(alt), known
 			}
 		}
 		if jsondoc.HasValue(r) {
@@ -566,7 +597,8 @@ func ParseText(s string) (Text, error) {
 // text, knowing what was written before it. ok is false when a placeholder
 // has no value.
 func (t Text) Fill(ev *event.Event, escape func(before, value string) string) (string, bool) {
-	c := renderContext{ev: ev, data: jsondoc.StringView(ev.Data)}
+	data := jsondoc.NewFields(jsondoc.StringView(ev.Data), nil, nil)
+	c := renderContext{ev: ev, data: &data}
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.expr == nil {
