@@ -96,6 +96,9 @@ func New(cfg Config) (*Deriver, error) {
 	if d.defaults, err = compileFields(cfg.Defaults, 0); err != nil {
 		return nil, err
 	}
+	for _, r := range d.rules {
+		r.compilePaths(d.convID, d.defaults)
+	}
 	return d, nil
 }
 
@@ -105,7 +108,7 @@ func New(cfg Config) (*Deriver, error) {
 func (d *Deriver) Wants(method, path string, h map[string][]string) bool {
 	v := view{ex: &capture.Exchange{Method: method, Path: path, RequestHeader: h}}
 	for _, r := range d.rules {
-		v.params = v.params[:0]
+		v.setRule(r)
 		if r.matchesRequest(&v) {
 			return true
 		}
@@ -132,6 +135,7 @@ func (d *Deriver) Emits() []string {
 func (d *Deriver) Derive(ex *capture.Exchange) Outcome {
 	var out Outcome
 	v := view{ex: ex, limit: d.limit, problems: &out.Problems}
+	defer v.takeBufs()()
 	if ex.Aborted {
 		v.problem(ProblemAborted)
 	}
@@ -140,7 +144,7 @@ func (d *Deriver) Derive(ex *capture.Exchange) Outcome {
 		when = time.Now()
 	}
 	for _, r := range d.rules {
-		v.params = v.params[:0]
+		v.setRule(r)
 		if !r.matches(&v) {
 			continue
 		}
@@ -282,7 +286,7 @@ func (b *builtData) get(path string) (gjson.Result, bool) {
 	if !ok {
 		return gjson.Result{}, false
 	}
-	r := gjson.ParseBytes(raw)
+	r := gjson.Parse(jsondoc.StringView(raw))
 	return r, r.Type != gjson.Null
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/event"
+	"github.com/chatwebhooks/chatwebhooks/internal/jsondoc"
 	"github.com/tidwall/gjson"
 )
 
@@ -91,6 +92,45 @@ type compiledRule struct {
 	eachPaths []string
 	fields    []compiledField
 	emit      []compiledEmit
+	bodies    rulePaths
+}
+
+// rulePaths are the body paths a rule's sources read (and those of the
+// configured conversation id and defaults, read with every rule's), each
+// body's read in one pass.
+type rulePaths struct {
+	reqList, respList []string
+	req, resp         *jsondoc.Paths
+}
+
+// compilePaths gathers the body paths of the rule and of convID and
+// defaults.
+func (c *compiledRule) compilePaths(convID []source, defaults []compiledField) {
+	p := rulePaths{}
+	for i := range convID {
+		p = convID[i].bodyPaths(p)
+	}
+	conds := c.when
+	for _, fields := range [][]compiledField{defaults, c.fields} {
+		for _, f := range fields {
+			for i := range f.from {
+				p = f.from[i].bodyPaths(p)
+			}
+		}
+	}
+	for _, e := range c.emit {
+		conds = append(conds[:len(conds):len(conds)], e.when...)
+		for _, f := range e.fields {
+			for i := range f.from {
+				p = f.from[i].bodyPaths(p)
+			}
+		}
+	}
+	for i := range conds {
+		p = conds[i].src.bodyPaths(p)
+	}
+	p.req, p.resp = jsondoc.NewPaths(p.reqList), jsondoc.NewPaths(p.respList)
+	c.bodies = p
 }
 
 type compiledEmit struct {
