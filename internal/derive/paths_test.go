@@ -18,8 +18,7 @@ func TestBodyPathsReadAsGjson(t *testing.T) {
 		for _, x := range tc.Exchanges() {
 			ex := exchange(t, x)
 			for _, r := range d.rules {
-				var problems []string
-				v := view{ex: ex, limit: d.limit, problems: &problems}
+				v := view{ex: ex, limit: d.limit}
 				v.setRule(r)
 				if r.stream != nil {
 					v.respStream = r.stream

@@ -33,7 +33,9 @@ type view struct {
 	// was a stream that ended before its end marker: text reassembled
 	// from it is only a beginning.
 	reqCut, respPartial bool
-	problems            *[]string
+	problems            []string
+	// sc is the space the exchange's events are built in.
+	sc *scratch
 }
 
 // query parses the exchange's query the first time a source reads it.
@@ -57,12 +59,12 @@ func (v *view) problem(p string) {
 	if p == "" {
 		return
 	}
-	for _, seen := range *v.problems {
+	for _, seen := range v.problems {
 		if seen == p {
 			return
 		}
 	}
-	*v.problems = append(*v.problems, p)
+	v.problems = append(v.problems, p)
 }
 
 func (v *view) requestBody() []byte {
@@ -86,6 +88,9 @@ func (v *view) setRule(r *compiledRule) {
 	v.params = v.params[:0]
 	v.paths = &r.bodies
 	v.req.ready, v.resp.ready = false, false
+	if v.sc != nil {
+		v.req.buf, v.resp.buf = v.sc.req[:], v.sc.resp[:]
+	}
 }
 
 // bodyFields reads a body's paths for the rule being tried.
@@ -95,22 +100,26 @@ type bodyFields struct {
 	buf    []gjson.Result
 }
 
-// resultBufs holds the results of both bodies' paths; pooled, since a
-// view does not stay on the stack.
-type resultBufs struct{ req, resp [32]gjson.Result }
+// scratch is the space one exchange is derived in, pooled: the results of
+// the bodies' paths, and the entries and values of the event being built,
+// which are copied into the event's document.
+type scratch struct {
+	req, resp [32]gjson.Result
+	entries   []jsondoc.Entry
+	vals      []byte
+}
 
-var resultPool = sync.Pool{New: func() any { return new(resultBufs) }}
+var scratchPool = sync.Pool{New: func() any {
+	// Room for a typical exchange's fields and an emit's own on top.
+	return &scratch{entries: make([]jsondoc.Entry, 0, 64), vals: make([]byte, 0, 1024)}
+}}
 
-// takeBufs gives v pooled result buffers; the returned func puts them back,
-// cleared so that the pool holds on to no body.
-func (v *view) takeBufs() func() {
-	b := resultPool.Get().(*resultBufs)
-	v.req.buf, v.resp.buf = b.req[:], b.resp[:]
-	return func() {
-		clear(b.req[:])
-		clear(b.resp[:])
-		resultPool.Put(b)
-	}
+// release clears the results, which point into the bodies, and puts sc
+// back into the pool.
+func (sc *scratch) release() {
+	clear(sc.req[:])
+	clear(sc.resp[:])
+	scratchPool.Put(sc)
 }
 
 // get reads path from doc in place: results' strings point into doc

@@ -3,6 +3,7 @@
 package jsondoc
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -81,9 +82,21 @@ type Entry struct {
 
 // Build writes entries as one nested JSON object, grouping dotted paths
 // under shared parents in first-seen order. A later entry for the same path
-// replaces an earlier one.
+// replaces an earlier one. dst grows once, to what the document can need.
 func Build(dst []byte, entries []Entry) []byte {
-	return appendObject(dst, entries, "")
+	return appendObject(slices.Grow(dst, buildSize(entries)), entries, "")
+}
+
+// buildSize bounds the length of Build's document (unless keys need
+// escapes): each entry's key, value, quotes, colon and comma, and for each
+// dot in its path the quotes, colon, braces and comma of an enclosing
+// object.
+func buildSize(entries []Entry) int {
+	size := 2
+	for _, e := range entries {
+		size += len(e.Path) + len(e.Raw) + 4 + 6*strings.Count(e.Path, ".")
+	}
+	return size
 }
 
 func appendObject(dst []byte, entries []Entry, prefix string) []byte {

@@ -218,7 +218,7 @@ func multiResult(out []gjson.Result, subs []int) gjson.Result {
 		}
 		b = append(b, out[i].Raw...)
 	}
-	return gjson.Result{Type: gjson.JSON, Raw: string(append(b, ']'))}
+	return gjson.Result{Type: gjson.JSON, Raw: StringView(append(b, ']'))} // b is not written again
 }
 
 type walker struct {
