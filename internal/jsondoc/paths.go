@@ -127,8 +127,8 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 	if len(p.list) == 0 {
 		return
 	}
-	r := gjson.Parse(doc)
-	if r.Type != gjson.JSON {
+	start := skipSpace(doc, 0)
+	if start == len(doc) || doc[start] != '{' && doc[start] != '[' {
 		// gjson.Get looks for the first bracket even inside a scalar
 		// document; no event or body is one, so that is left to gjson.
 		for i, path := range p.list {
@@ -137,7 +137,7 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 		return
 	}
 	w := walker{out: out, left: len(p.list) - len(p.queries) - len(p.multis), queries: len(p.queries) > 0}
-	w.walk(r, &p.root)
+	w.scan(doc, start, &p.root)
 	for i := range p.queries {
 		q := &p.queries[i]
 		switch {
@@ -231,17 +231,53 @@ type walker struct {
 	lists   [maxQueries]gjson.Result
 }
 
-// walk visits the members of the object or array r that n's children name.
-func (w *walker) walk(r gjson.Result, n *pathNode) {
-	r.ForEach(func(k, v gjson.Result) bool {
-		for i := range n.kids {
-			c := &n.kids[i]
-			if k.Type == gjson.String && c.key != k.Str || k.Type == gjson.Number && c.num != int(k.Num) {
+// done says every path is found and nothing is left to count.
+func (w *walker) done() bool { return w.left == 0 && !w.queries }
+
+// scan visits the members of the object or array at doc[i] that n's
+// children name, descending into those with children of their own, and
+// returns the index after its end (any index once the walk is done).
+// Members no path names are skipped without being parsed.
+func (w *walker) scan(doc string, i int, n *pathNode) int {
+	obj := doc[i] == '{'
+	i++
+	for idx := 0; ; idx++ {
+		i = skipSpace(doc, i)
+		if i >= len(doc) || doc[i] == '}' || doc[i] == ']' {
+			return i + 1
+		}
+		var key string
+		if obj {
+			start := i
+			i = skipString(doc, i)
+			if key = doc[start+1 : i-1]; strings.IndexByte(key, '\\') >= 0 {
+				key = gjson.Parse(doc[start:i]).Str
+			}
+			i = skipSpace(doc, skipSpace(doc, i)+1) // past the colon
+		}
+		start, end := i, -1
+		for k := range n.kids {
+			c := &n.kids[k]
+			if obj && c.key != key || !obj && c.num != idx {
 				continue
 			}
+			if len(c.kids) > 0 && (doc[start] == '{' || doc[start] == '[') {
+				if end = w.scan(doc, start, c); w.done() {
+					return end
+				}
+			}
+			if (c.leaf < 0 || w.out[c.leaf].Exists()) && len(c.queries) == 0 {
+				continue
+			}
+			if end < 0 {
+				end = skipValue(doc, start)
+			}
+			v := valueAt(doc[start:end])
 			if c.leaf >= 0 && !w.out[c.leaf].Exists() {
 				w.out[c.leaf] = v
-				w.left--
+				if w.left--; w.done() {
+					return end
+				}
 			}
 			for _, q := range c.queries {
 				if w.seen[q] < 2 {
@@ -249,12 +285,69 @@ func (w *walker) walk(r gjson.Result, n *pathNode) {
 				}
 				w.lists[q] = v
 			}
-			if len(c.kids) > 0 && v.Type == gjson.JSON {
-				w.walk(v, c)
+		}
+		if end < 0 {
+			end = skipValue(doc, start)
+		}
+		if i = skipSpace(doc, end); i < len(doc) && doc[i] == ',' {
+			i++
+		}
+	}
+}
+
+// valueAt is gjson's result for the whole of raw, one JSON value.
+func valueAt(raw string) gjson.Result {
+	if raw[0] == '{' || raw[0] == '[' {
+		return gjson.Result{Type: gjson.JSON, Raw: raw}
+	}
+	return gjson.Parse(raw)
+}
+
+func skipSpace(doc string, i int) int {
+	for i < len(doc) && doc[i] <= ' ' {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at doc[i].
+func skipString(doc string, i int) int {
+	for i++; i < len(doc); i++ {
+		switch doc[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the value that starts at doc[i].
+func skipValue(doc string, i int) int {
+	switch doc[i] {
+	case '"':
+		return skipString(doc, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(doc); i++ {
+			switch doc[i] {
+			case '"':
+				i = skipString(doc, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
 			}
 		}
-		return w.left > 0 || w.queries
-	})
+		return i
+	}
+	for i < len(doc) && doc[i] > ' ' && doc[i] != ',' && doc[i] != '}' && doc[i] != ']' {
+		i++
+	}
+	return i
 }
 
 func (n *pathNode) add(path string, leaf int) {
