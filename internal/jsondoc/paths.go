@@ -44,6 +44,19 @@ type pathQuery struct {
 	key, want string
 	tail      string // what is read from the element; "" is the element
 	last      bool   // the last element with a tail, not the first
+	// elem reads key (result 0) and tail (result tailSlot) of an element.
+	elem     pathNode
+	tailSlot int
+}
+
+// compileElem builds the paths read from each element.
+func (q *pathQuery) compileElem() {
+	q.elem = pathNode{num: -1, leaf: -1}
+	q.elem.add(q.key, 0)
+	if q.tail != "" && q.tail != q.key {
+		q.elem.add(q.tail, 1)
+		q.tailSlot = 1
+	}
 }
 
 // pathMulti is [x,y,...]: the list of the subpaths' values.
@@ -97,6 +110,7 @@ func (p *Paths) add(path string) int {
 			return -1
 		}
 		q.slot = slot
+		q.compileElem()
 		p.root.addQuery(prefix, len(p.queries))
 		p.queries = append(p.queries, q)
 	}
@@ -144,7 +158,7 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 		case w.seen[i] == 0:
 			// No list of that name: nothing matches.
 		case w.seen[i] == 1 && w.lists[i].IsArray():
-			out[q.slot] = q.find(w.lists[i])
+			out[q.slot] = q.find(w.lists[i].Raw)
 		default:
 			// Several lists of that name, where gjson's choice depends on
 			// their elements, or no list: rare enough to leave to gjson.
@@ -156,27 +170,38 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 	}
 }
 
-// find returns the value of the query in list.
-func (q *pathQuery) find(list gjson.Result) gjson.Result {
+// find returns the value of the query in list, a JSON array.
+func (q *pathQuery) find(list string) gjson.Result {
 	var found gjson.Result
 	matched := false
-	list.ForEach(func(_, el gjson.Result) bool {
-		if el.Type != gjson.JSON || !queryEquals(el.Get(q.key), q.want) {
-			return true
+	for i := 1; ; {
+		if i = skipSpace(list, i); i >= len(list) || list[i] == ']' {
+			break
 		}
-		matched = true
-		if !q.last {
-			found = el
-			if q.tail != "" {
-				found = el.Get(q.tail)
+		end := skipValue(list, i)
+		if el := list[i:end]; el[0] == '{' || el[0] == '[' {
+			var res [2]gjson.Result
+			w := walker{out: res[:], left: q.tailSlot + 1}
+			w.scan(el, 0, &q.elem)
+			if queryEquals(res[0], q.want) {
+				matched = true
+				if q.tail == "" {
+					found = valueAt(el)
+					break
+				}
+				if !q.last {
+					found = res[q.tailSlot]
+					break
+				}
+				if res[q.tailSlot].Exists() {
+					found = res[q.tailSlot]
+				}
 			}
-			return false
 		}
-		if t := el.Get(q.tail); t.Exists() {
-			found = t
+		if i = skipSpace(list, end); i < len(list) && list[i] == ',' {
+			i++
 		}
-		return true
-	})
+	}
 	if q.last && !matched {
 		// gjson applies "|@reverse|0" only once an element matched: the
 		// value is the empty list of matches.

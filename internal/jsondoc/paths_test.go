@@ -82,3 +82,19 @@ func FuzzPaths(f *testing.F) {
 		checkPaths(t, doc, strings.Split(paths, "\n"))
 	})
 }
+
+// FuzzQueries compares Resolve with gjson.Get on queries of every form
+// Paths reads, built from the fuzzed list name, member names and value.
+func FuzzQueries(f *testing.F) {
+	f.Add(`{"m":[{"r":"u","c":"a"},{"r":"s","c":1},{"r":"u"},{"r":"u","c":[{"text":"b"}]}]}`, "m", "r", "u", "c")
+	f.Add(`{"m":[{"r":"1"},{"r":1,"c":"a"},{"r":true},"x",[{"r":"1"}]]}`, "m", "r", "1", "c")
+	f.Add(`{"m":[{"r":"a"}],"m":[{"r":"u","c":1}]}`, "m", "r", "u", "c")
+	f.Add(`{"a":{"l":[[{"k":"v"}],{"0":"v","t":{"x":2}}]}}`, "a.l", "0", "v", "t.x")
+	f.Fuzz(func(t *testing.T, doc, list, key, want, tail string) {
+		if !gjson.Valid(doc) {
+			return
+		}
+		q := list + `.#(` + key + `=="` + want + `")`
+		checkPaths(t, doc, []string{q, q + "." + tail, q + "#." + tail + "|@reverse|0", "[" + q + "." + tail + "," + list + "]"})
+	})
+}
