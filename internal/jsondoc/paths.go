@@ -274,9 +274,11 @@ func (w *walker) scan(doc string, i int, n *pathNode) int {
 		var key string
 		if obj {
 			start := i
-			i = skipString(doc, i)
-			if key = doc[start+1 : i-1]; strings.IndexByte(key, '\\') >= 0 {
+			var esc bool
+			if i, esc = scanString(doc, i); esc {
 				key = gjson.Parse(doc[start:i]).Str
+			} else {
+				key = doc[start+1 : i-1]
 			}
 			i = skipSpace(doc, skipSpace(doc, i)+1) // past the colon
 		}
@@ -320,10 +322,22 @@ func (w *walker) scan(doc string, i int, n *pathNode) int {
 	}
 }
 
-// valueAt is gjson's result for the whole of raw, one JSON value.
+// valueAt is gjson's result for the whole of raw, one JSON value: what
+// gjson.Parse(raw) gives, written out for the common cases.
 func valueAt(raw string) gjson.Result {
-	if raw[0] == '{' || raw[0] == '[' {
+	switch raw[0] {
+	case '{', '[':
 		return gjson.Result{Type: gjson.JSON, Raw: raw}
+	case '"':
+		if s := raw[1 : len(raw)-1]; strings.IndexByte(s, '\\') < 0 {
+			return gjson.Result{Type: gjson.String, Raw: raw, Str: s}
+		}
+	case 't':
+		return gjson.Result{Type: gjson.True, Raw: raw}
+	case 'f':
+		return gjson.Result{Type: gjson.False, Raw: raw}
+	case 'n':
+		return gjson.Result{Type: gjson.Null, Raw: raw}
 	}
 	return gjson.Parse(raw)
 }
@@ -337,15 +351,24 @@ func skipSpace(doc string, i int) int {
 
 // skipString returns the index after the string that starts at doc[i].
 func skipString(doc string, i int) int {
+	i, _ = scanString(doc, i)
+	return i
+}
+
+// scanString returns the index after the string that starts at doc[i],
+// and whether it holds escapes.
+func scanString(doc string, i int) (int, bool) {
+	esc := false
 	for i++; i < len(doc); i++ {
 		switch doc[i] {
 		case '\\':
 			i++
+			esc = true
 		case '"':
-			return i + 1
+			return i + 1, esc
 		}
 	}
-	return i
+	return i, esc
 }
 
 // skipValue returns the index after the value that starts at doc[i].
