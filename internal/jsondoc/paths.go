@@ -26,6 +26,7 @@ type Paths struct {
 	index   map[string]int
 	root    pathNode
 	queries []pathQuery
+	groups  []queryGroup
 	multis  []pathMulti
 }
 
@@ -44,18 +45,45 @@ type pathQuery struct {
 	key, want string
 	tail      string // what is read from the element; "" is the element
 	last      bool   // the last element with a tail, not the first
-	// elem reads key (result 0) and tail (result tailSlot) of an element.
-	elem     pathNode
-	tailSlot int
+	// keySlot and tailSlot are where its group's scan of an element puts
+	// key and tail; tailSlot is -1 without a tail.
+	keySlot, tailSlot int
 }
 
-// compileElem builds the paths read from each element.
-func (q *pathQuery) compileElem() {
-	q.elem = pathNode{num: -1, leaf: -1}
-	q.elem.add(q.key, 0)
-	if q.tail != "" && q.tail != q.key {
-		q.elem.add(q.tail, 1)
-		q.tailSlot = 1
+// queryGroup is the queries on one list, answered in one pass over its
+// elements.
+type queryGroup struct {
+	queries []int
+	elem    pathNode // what the queries read from an element
+	slots   int
+}
+
+// addGroups groups the queries of n and the nodes below it by list.
+func (p *Paths) addGroups(n *pathNode) {
+	if len(n.queries) > 0 {
+		g := queryGroup{queries: n.queries, elem: pathNode{num: -1, leaf: -1}}
+		slots := map[string]int{}
+		slot := func(path string) int {
+			i, ok := slots[path]
+			if !ok {
+				i = len(slots)
+				slots[path] = i
+				g.elem.add(path, i)
+			}
+			return i
+		}
+		for _, i := range n.queries {
+			q := &p.queries[i]
+			q.keySlot, q.tailSlot = slot(q.key), -1
+			if q.tail != "" {
+				q.tailSlot = slot(q.tail)
+			}
+		}
+		g.slots = len(slots)
+		p.groups = append(p.groups, g)
+	}
+	for i := range n.kids {
+		p.addGroups(&n.kids[i])
 	}
 }
 
@@ -75,6 +103,7 @@ func NewPaths(paths []string) *Paths {
 	for _, path := range paths {
 		p.add(path)
 	}
+	p.addGroups(&p.root)
 	return p
 }
 
@@ -110,7 +139,6 @@ func (p *Paths) add(path string) int {
 			return -1
 		}
 		q.slot = slot
-		q.compileElem()
 		p.root.addQuery(prefix, len(p.queries))
 		p.queries = append(p.queries, q)
 	}
@@ -152,17 +180,20 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 	}
 	w := walker{out: out, left: len(p.list) - len(p.queries) - len(p.multis), queries: len(p.queries) > 0}
 	w.scan(doc, start, &p.root)
-	for i := range p.queries {
-		q := &p.queries[i]
+	for g := range p.groups {
+		g := &p.groups[g]
+		first := g.queries[0] // the queries of a group see the same lists
 		switch {
-		case w.seen[i] == 0:
+		case w.seen[first] == 0:
 			// No list of that name: nothing matches.
-		case w.seen[i] == 1 && w.lists[i].IsArray():
-			out[q.slot] = q.find(w.lists[i].Raw)
+		case w.seen[first] == 1 && w.lists[first].IsArray():
+			g.find(w.lists[first].Raw, p.queries, out)
 		default:
 			// Several lists of that name, where gjson's choice depends on
 			// their elements, or no list: rare enough to leave to gjson.
-			out[q.slot] = gjson.Get(doc, p.list[q.slot])
+			for _, i := range g.queries {
+				out[p.queries[i].slot] = gjson.Get(doc, p.list[p.queries[i].slot])
+			}
 		}
 	}
 	for _, m := range p.multis {
@@ -170,44 +201,62 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 	}
 }
 
-// find returns the value of the query in list, a JSON array.
-func (q *pathQuery) find(list string) gjson.Result {
-	var found gjson.Result
-	matched := false
+// find sets the results of the group's queries in list, a JSON array,
+// reading each element once for all of them.
+func (g *queryGroup) find(list string, queries []pathQuery, out []gjson.Result) {
+	var matched, found [maxQueries]bool
+	searching := 0 // queries for the first match that have none yet
+	for _, i := range g.queries {
+		if !queries[i].last {
+			searching++
+		}
+	}
+	stop := searching == len(g.queries) // no query wants the last match
+	var res [2 * maxQueries]gjson.Result
 	for i := 1; ; {
 		if i = skipSpace(list, i); i >= len(list) || list[i] == ']' {
 			break
 		}
 		end := skipValue(list, i)
 		if el := list[i:end]; el[0] == '{' || el[0] == '[' {
-			var res [2]gjson.Result
-			w := walker{out: res[:], left: q.tailSlot + 1}
-			w.scan(el, 0, &q.elem)
-			if queryEquals(res[0], q.want) {
-				matched = true
-				if q.tail == "" {
-					found = valueAt(el)
-					break
+			clear(res[:g.slots])
+			w := walker{out: res[:g.slots], left: g.slots}
+			w.scan(el, 0, &g.elem)
+			for k, qi := range g.queries {
+				q := &queries[qi]
+				if found[k] || !queryEquals(res[q.keySlot], q.want) {
+					continue
 				}
-				if !q.last {
-					found = res[q.tailSlot]
-					break
+				matched[k] = true
+				var v gjson.Result
+				if q.tailSlot >= 0 {
+					v = res[q.tailSlot]
+				} else {
+					v = valueAt(el)
 				}
-				if res[q.tailSlot].Exists() {
-					found = res[q.tailSlot]
+				switch {
+				case !q.last:
+					out[q.slot], found[k] = v, true
+					searching--
+				case v.Exists():
+					out[q.slot] = v
 				}
+			}
+			if stop && searching == 0 {
+				return
 			}
 		}
 		if i = skipSpace(list, end); i < len(list) && list[i] == ',' {
 			i++
 		}
 	}
-	if q.last && !matched {
-		// gjson applies "|@reverse|0" only once an element matched: the
-		// value is the empty list of matches.
-		return gjson.Result{Type: gjson.JSON, Raw: "[]"}
+	for k, qi := range g.queries {
+		if q := &queries[qi]; q.last && !matched[k] {
+			// gjson applies "|@reverse|0" only once an element matched:
+			// the value is the empty list of matches.
+			out[q.slot] = gjson.Result{Type: gjson.JSON, Raw: "[]"}
+		}
 	}
-	return found
 }
 
 // queryEquals is gjson's test of #(key=="want") on the element's key value v.
