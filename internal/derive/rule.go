@@ -177,6 +177,7 @@ func compileRule(r Rule) (*compiledRule, error) {
 			if _, err := path.Match(s, ""); err != nil {
 				return fail("path pattern %q: bad segment %q", p, s)
 			}
+			pp.literal = append(pp.literal, !strings.ContainsAny(s, `*?[\`))
 		}
 		c.paths = append(c.paths, pp)
 	}
@@ -384,7 +385,10 @@ func splitPath(segs []string, path string) []string {
 
 // pathPattern is a compiled path pattern; see Match.Paths.
 type pathPattern struct {
-	segs      []string
+	segs []string
+	// literal marks the segments without wildcards, which path.Match
+	// would only compare.
+	literal   []bool
 	anyPrefix bool // "*/..." : any number of leading segments
 	anySuffix bool // ".../*" : one or more trailing segments
 }
@@ -416,7 +420,11 @@ func (p pathPattern) matchAt(segs []string, v *view) bool {
 			v.params = append(v.params, want[1:len(want)-1], segs[i])
 			continue
 		}
-		if ok, _ := path.Match(want, segs[i]); !ok {
+		ok := want == segs[i]
+		if !p.literal[i] {
+			ok, _ = path.Match(want, segs[i])
+		}
+		if !ok {
 			v.params = v.params[:mark]
 			return false
 		}
