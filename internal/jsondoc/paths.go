@@ -179,15 +179,16 @@ func (p *Paths) Resolve(doc string, out []gjson.Result) {
 		return
 	}
 	w := walker{out: out, left: len(p.list) - len(p.queries) - len(p.multis), queries: len(p.queries) > 0}
-	w.scan(doc, start, &p.root)
+	var lists listsSeen
+	w.scan(doc, start, &p.root, &lists)
 	for g := range p.groups {
 		g := &p.groups[g]
 		first := g.queries[0] // the queries of a group see the same lists
 		switch {
-		case w.seen[first] == 0:
+		case lists.seen[first] == 0:
 			// No list of that name: nothing matches.
-		case w.seen[first] == 1 && w.lists[first].IsArray():
-			g.find(w.lists[first].Raw, p.queries, out)
+		case lists.seen[first] == 1 && lists.at[first].IsArray():
+			g.find(lists.at[first].Raw, p.queries, out)
 		default:
 			// Several lists of that name, where gjson's choice depends on
 			// their elements, or no list: rare enough to leave to gjson.
@@ -221,7 +222,7 @@ func (g *queryGroup) find(list string, queries []pathQuery, out []gjson.Result) 
 		if el := list[i:end]; el[0] == '{' || el[0] == '[' {
 			clear(res[:g.slots])
 			w := walker{out: res[:g.slots], left: g.slots}
-			w.scan(el, 0, &g.elem)
+			w.scan(el, 0, &g.elem, nil) // an element's paths hold no queries
 			for k, qi := range g.queries {
 				q := &queries[qi]
 				if found[k] || !queryEquals(res[q.keySlot], q.want) {
@@ -301,8 +302,14 @@ type walker struct {
 	// queries says the walk goes on to the end: a query needs to know how
 	// many lists of its name there are.
 	queries bool
-	seen    [maxQueries]uint8
-	lists   [maxQueries]gjson.Result
+}
+
+// listsSeen are the lists each query's name was found with, and how many
+// (up to 2). Kept apart from the walker so that the results it holds stay
+// on the caller's stack.
+type listsSeen struct {
+	seen [maxQueries]uint8
+	at   [maxQueries]gjson.Result
 }
 
 // done says every path is found and nothing is left to count.
@@ -312,7 +319,7 @@ func (w *walker) done() bool { return w.left == 0 && !w.queries }
 // children name, descending into those with children of their own, and
 // returns the index after its end (any index once the walk is done).
 // Members no path names are skipped without being parsed.
-func (w *walker) scan(doc string, i int, n *pathNode) int {
+func (w *walker) scan(doc string, i int, n *pathNode, lists *listsSeen) int {
 	obj := doc[i] == '{'
 	i++
 	for idx := 0; ; idx++ {
@@ -338,7 +345,7 @@ func (w *walker) scan(doc string, i int, n *pathNode) int {
 				continue
 			}
 			if len(c.kids) > 0 && (doc[start] == '{' || doc[start] == '[') {
-				if end = w.scan(doc, start, c); w.done() {
+				if end = w.scan(doc, start, c, lists); w.done() {
 					return end
 				}
 			}
@@ -356,10 +363,10 @@ func (w *walker) scan(doc string, i int, n *pathNode) int {
 				}
 			}
 			for _, q := range c.queries {
-				if w.seen[q] < 2 {
-					w.seen[q]++
+				if lists.seen[q] < 2 {
+					lists.seen[q]++
 				}
-				w.lists[q] = v
+				lists.at[q] = v
 			}
 		}
 		if end < 0 {
