@@ -219,6 +219,9 @@ func (g *queryGroup) find(list string, queries []pathQuery, out []gjson.Result) 
 			break
 		}
 		end := skipValue(list, i)
+		if end == i {
+			break // not JSON: a delimiter where a value should be
+		}
 		if el := list[i:end]; el[0] == '{' || el[0] == '[' {
 			clear(res[:g.slots])
 			w := walker{out: res[:g.slots], left: g.slots}
@@ -318,25 +321,33 @@ func (w *walker) done() bool { return w.left == 0 && !w.queries }
 // scan visits the members of the object or array at doc[i] that n's
 // children name, descending into those with children of their own, and
 // returns the index after its end (any index once the walk is done).
-// Members no path names are skipped without being parsed.
+// Members no path names are skipped without being parsed. doc is valid
+// JSON; were it not, the results would be wrong but the scan stays within
+// doc.
 func (w *walker) scan(doc string, i int, n *pathNode, lists *listsSeen) int {
 	obj := doc[i] == '{'
 	i++
 	for idx := 0; ; idx++ {
 		i = skipSpace(doc, i)
-		if i >= len(doc) || doc[i] == '}' || doc[i] == ']' {
+		if i >= len(doc) {
+			return len(doc)
+		}
+		if doc[i] == '}' || doc[i] == ']' {
 			return i + 1
 		}
 		var key string
 		if obj {
 			start := i
-			var esc bool
-			if i, esc = scanString(doc, i); esc {
-				key = gjson.Parse(doc[start:i]).Str
-			} else {
-				key = doc[start+1 : i-1]
+			var esc, closed bool
+			if i, esc, closed = scanString(doc, i); !closed {
+				return len(doc)
 			}
-			i = skipSpace(doc, skipSpace(doc, i)+1) // past the colon
+			if key = doc[start+1 : i-1]; esc {
+				key = gjson.Parse(doc[start:i]).Str
+			}
+			if i = skipSpace(doc, skipSpace(doc, i)+1); i >= len(doc) { // past the colon
+				return len(doc)
+			}
 		}
 		start, end := i, -1
 		for k := range n.kids {
@@ -381,10 +392,16 @@ func (w *walker) scan(doc string, i int, n *pathNode, lists *listsSeen) int {
 // valueAt is gjson's result for the whole of raw, one JSON value: what
 // gjson.Parse(raw) gives, written out for the common cases.
 func valueAt(raw string) gjson.Result {
+	if raw == "" {
+		return gjson.Result{}
+	}
 	switch raw[0] {
 	case '{', '[':
 		return gjson.Result{Type: gjson.JSON, Raw: raw}
 	case '"':
+		if len(raw) < 2 || raw[len(raw)-1] != '"' {
+			break // not JSON: a string without its end
+		}
 		if s := raw[1 : len(raw)-1]; strings.IndexByte(s, '\\') < 0 {
 			return gjson.Result{Type: gjson.String, Raw: raw, Str: s}
 		}
@@ -407,28 +424,31 @@ func skipSpace(doc string, i int) int {
 
 // skipString returns the index after the string that starts at doc[i].
 func skipString(doc string, i int) int {
-	i, _ = scanString(doc, i)
+	i, _, _ = scanString(doc, i)
 	return i
 }
 
 // scanString returns the index after the string that starts at doc[i],
-// and whether it holds escapes.
-func scanString(doc string, i int) (int, bool) {
-	esc := false
+// whether it holds escapes, and whether it is closed (else the index is
+// the document's end).
+func scanString(doc string, i int) (end int, esc, closed bool) {
 	for i++; i < len(doc); i++ {
 		switch doc[i] {
 		case '\\':
 			i++
 			esc = true
 		case '"':
-			return i + 1, esc
+			return i + 1, esc, true
 		}
 	}
-	return i, esc
+	return len(doc), esc, false
 }
 
 // skipValue returns the index after the value that starts at doc[i].
 func skipValue(doc string, i int) int {
+	if i >= len(doc) {
+		return len(doc)
+	}
 	switch doc[i] {
 	case '"':
 		return skipString(doc, i)

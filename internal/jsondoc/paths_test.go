@@ -77,6 +77,10 @@ func FuzzPaths(f *testing.F) {
 		"messages.#(role==\"user\")#.content|@reverse|0\n[user,messages.#(role==\"system\").content,messages.#(role==\"user\").content]\nmessages.#(role==\"user\")")
 	f.Fuzz(func(t *testing.T, doc, paths string) {
 		if !gjson.Valid(doc) {
+			// Documents are checked JSON; were one not, reading it must
+			// still not panic.
+			p := NewPaths(strings.Split(paths, "\n"))
+			p.Resolve(doc, make([]gjson.Result, p.Len()))
 			return
 		}
 		checkPaths(t, doc, strings.Split(paths, "\n"))
@@ -91,10 +95,13 @@ func FuzzQueries(f *testing.F) {
 	f.Add(`{"m":[{"r":"a"}],"m":[{"r":"u","c":1}]}`, "m", "r", "u", "c")
 	f.Add(`{"a":{"l":[[{"k":"v"}],{"0":"v","t":{"x":2}}]}}`, "a.l", "0", "v", "t.x")
 	f.Fuzz(func(t *testing.T, doc, list, key, want, tail string) {
+		q := list + `.#(` + key + `=="` + want + `")`
+		paths := []string{q, q + "." + tail, q + "#." + tail + "|@reverse|0", "[" + q + "." + tail + "," + list + "]"}
 		if !gjson.Valid(doc) {
+			p := NewPaths(paths)
+			p.Resolve(doc, make([]gjson.Result, p.Len())) // must not panic
 			return
 		}
-		q := list + `.#(` + key + `=="` + want + `")`
-		checkPaths(t, doc, []string{q, q + "." + tail, q + "#." + tail + "|@reverse|0", "[" + q + "." + tail + "," + list + "]"})
+		checkPaths(t, doc, paths)
 	})
 }
