@@ -40,7 +40,7 @@ type HMAC struct {
 	name      string // the scheme's name in messages
 	opts      HMACOptions
 	newHash   func() hash.Hash
-	enc       encoding
+	enc       *encoding
 	keys      *keyring
 	tolerance time.Duration
 	prepare   func([]byte) ([]byte, error) // nil: the body is sent as is
@@ -89,7 +89,7 @@ func (m *HMAC) check(tolerance time.Duration) error {
 	switch {
 	case m.newHash == nil:
 		return errors.New("unknown algorithm; write sha1, sha256 or sha512")
-	case m.enc.encode == nil:
+	case m.enc == nil:
 		return errors.New("unknown encoding; write hex or base64")
 	case o.Header == "":
 		return errors.New("no signature header; name one, such as X-Signature")
@@ -148,7 +148,10 @@ func (m *HMAC) Sign(h http.Header, id string, ts time.Time, body []byte) error {
 	if m.opts.IDHeader != "" {
 		h.Set(m.opts.IDHeader, id)
 	}
-	h.Set(m.opts.Header, m.opts.Prefix+m.enc.encode(m.mac(m.keys.hmac[0], t, body)))
+	var mac [sha512.Size]byte
+	var text [16 + 2*sha512.Size]byte // a short prefix and a hex SHA-512 fit
+	value := m.enc.appendEncoded(append(text[:0], m.opts.Prefix...), m.mac(mac[:0], m.keys.hmac[0], t, body))
+	h.Set(m.opts.Header, string(value))
 	return nil
 }
 
@@ -180,22 +183,22 @@ func (m *HMAC) Verify(body []byte, h http.Header) error {
 	if body, err = m.Prepare(body); err != nil {
 		return err
 	}
+	var mac [sha512.Size]byte
 	for _, k := range m.keys.hmac {
-		if hmac.Equal(got, m.mac(k, t, body)) {
+		if hmac.Equal(got, m.mac(mac[:0], k, t, body)) {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w %s", ErrSignatureMismatch, m.opts.Header)
 }
 
-// mac is the HMAC of the body, or of "<t>.<body>" when the timestamp is
-// signed.
-func (m *HMAC) mac(key *macKey, t string, body []byte) []byte {
-	var buf [sha512.Size]byte
+// mac appends to dst the HMAC of the body, or of "<t>.<body>" when the
+// timestamp is signed.
+func (m *HMAC) mac(dst []byte, key *macKey, t string, body []byte) []byte {
 	if m.opts.SignedTimestamp {
-		return key.sum(buf[:0], []byte(t), dot, body)
+		return key.sum(dst, body, []byte(t), dot)
 	}
-	return key.sum(buf[:0], body)
+	return key.sum(dst, body)
 }
 
 // dot separates the parts of signed content.

@@ -38,7 +38,8 @@ const maxJSONDepth = 10000
 // Like JSON.parse, it accepts a scalar at the top level. It returns an error
 // for text that JSON.parse rejects, and for nesting deeper than 10000.
 func JSStringify(text []byte) ([]byte, error) {
-	p := parser{in: bytes.TrimPrefix(text, []byte("\uFEFF"))}
+	// Scalars' output is about as long as their input: out seldom grows.
+	p := parser{in: bytes.TrimPrefix(text, []byte("\uFEFF")), out: make([]byte, 0, len(text))}
 	v, err := p.value()
 	if err != nil {
 		return nil, err
@@ -177,8 +178,9 @@ func (p *parser) object() (node, error) {
 		return n, nil
 	}
 	// Equal quoted forms mean equal JavaScript strings: the quoting is
-	// deterministic and reversible.
-	seen := map[string]int{}
+	// deterministic and reversible. Small objects search their keys; a
+	// map indexes large ones.
+	var seen map[string]int
 	for {
 		if p.skipSpace(); !p.peek('"') {
 			return node{}, p.errorf("expected a string key")
@@ -195,10 +197,9 @@ func (p *parser) object() (node, error) {
 		if err != nil {
 			return node{}, err
 		}
-		if i, dup := seen[string(k)]; dup {
+		if i, dup := n.keyIndex(k, &seen); dup {
 			n.children[i] = v
 		} else {
-			seen[string(k)] = len(n.keys)
 			n.keys = append(n.keys, k)
 			n.children = append(n.children, v)
 		}
@@ -207,6 +208,34 @@ func (p *parser) object() (node, error) {
 			return n, err
 		}
 	}
+}
+
+// smallObject is the number of keys up to which an object finds a
+// duplicate key by comparing, not through a map.
+const smallObject = 16
+
+// keyIndex returns the position of key k among n's keys; for a new key,
+// seen (built once the object is large) records where it is about to go.
+func (n *node) keyIndex(k []byte, seen *map[string]int) (int, bool) {
+	if *seen == nil {
+		for i, have := range n.keys {
+			if bytes.Equal(have, k) {
+				return i, true
+			}
+		}
+		if len(n.keys) < smallObject {
+			return 0, false
+		}
+		*seen = make(map[string]int, 2*len(n.keys))
+		for i, have := range n.keys {
+			(*seen)[string(have)] = i
+		}
+	}
+	i, dup := (*seen)[string(k)]
+	if !dup {
+		(*seen)[string(k)] = len(n.keys)
+	}
+	return i, dup
 }
 
 // peek reports whether the next byte is c.

@@ -24,6 +24,8 @@ var jsStringifyCases = []struct {
 	{"escaped index key is an index key", `{"a":1,"\u0031":2}`, `{"1":2,"a":1}`},
 	{"duplicate key keeps first place and last value", `{"a":1,"b":2,"a":{"c":3}}`, `{"a":{"c":3},"b":2}`},
 	{"duplicates compare decoded keys", `{"é":1,"\u00e9":2,"e\u0301":3}`, "{\"é\":2,\"e\u0301\":3}"},
+	{"duplicates in a large object", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k3":"a","k16":16,"k16":"b","k0":"c"}`,
+		`{"k0":"c","k1":1,"k2":2,"k3":"a","k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":"b"}`},
 	{"nested objects reorder too", `[{"z":{"2":0,"1":0},"1":[{"b":0,"0":0}]}]`, `[{"1":[{"0":0,"b":0}],"z":{"1":0,"2":0}}]`},
 	{"__proto__ is an ordinary key", `{"__proto__":{"x":1},"a":2}`, `{"__proto__":{"x":1},"a":2}`},
 

@@ -131,32 +131,37 @@ func (s *Standard) Sign(h http.Header, id string, ts time.Time, body []byte) err
 	if len(s.keys.hmac)+len(s.keys.signing) == 0 {
 		return errors.New("signer: standard: no signing key; whpk_ public keys only verify")
 	}
-	t := strconv.FormatInt(ts.Unix(), 10)
-	// One buffer holds the whole header value; HMACs are written over the
-	// parts of the content, which is only assembled for ed25519.
-	sig := make([]byte, 0, (len(s.keys.hmac)+len(s.keys.signing))*(4+base64.StdEncoding.EncodedLen(ed25519.SignatureSize)))
+	// One buffer, on the stack for a key or two, holds the timestamp and
+	// then the signature header value, which become one string; HMACs are
+	// written over the parts of the content, which is only assembled for
+	// ed25519.
+	var buf [160]byte
+	text := strconv.AppendInt(buf[:0], ts.Unix(), 10)
+	n := len(text)
 	var mac [sha256.Size]byte
 	for _, k := range s.keys.hmac {
-		sig = appendSignature(sig, "v1,", k.sum(mac[:0], []byte(id), dot, []byte(t), dot, body))
+		text = appendSignature(text, n, "v1,", k.sum(mac[:0], body, []byte(id), dot, text[:n], dot))
 	}
 	if len(s.keys.signing) > 0 {
-		msg := standardContent(id, t, body)
+		msg := standardContent(id, string(text[:n]), body)
 		for _, k := range s.keys.signing {
-			sig = appendSignature(sig, "v1a,", ed25519.Sign(k, msg))
+			text = appendSignature(text, n, "v1a,", ed25519.Sign(k, msg))
 		}
 	}
+	values := string(text)
 	// The three values share one backing array, and the keys are already
 	// canonical, which is what Header.Set would do at three times the cost.
-	v := []string{id, t, string(sig)}
+	v := []string{id, values[:n], values[n:]}
 	h[canonicalIDHeader] = v[0:1:1]
 	h[canonicalTimestampHeader] = v[1:2:2]
 	h[canonicalSignatureHeader] = v[2:3:3]
 	return nil
 }
 
-// appendSignature appends one space-separated "<version><base64>" entry.
-func appendSignature(dst []byte, version string, sig []byte) []byte {
-	if len(dst) > 0 {
+// appendSignature appends one space-separated "<version><base64>" entry to
+// the signatures that start at dst[start].
+func appendSignature(dst []byte, start int, version string, sig []byte) []byte {
+	if len(dst) > start {
 		dst = append(dst, ' ')
 	}
 	dst = append(dst, version...)

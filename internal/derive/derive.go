@@ -96,6 +96,9 @@ func New(cfg Config) (*Deriver, error) {
 	if d.defaults, err = compileFields(cfg.Defaults, 0); err != nil {
 		return nil, err
 	}
+	for _, r := range d.rules {
+		r.compilePaths(d.convID, d.defaults)
+	}
 	return d, nil
 }
 
@@ -105,7 +108,7 @@ func New(cfg Config) (*Deriver, error) {
 func (d *Deriver) Wants(method, path string, h map[string][]string) bool {
 	v := view{ex: &capture.Exchange{Method: method, Path: path, RequestHeader: h}}
 	for _, r := range d.rules {
-		v.params = v.params[:0]
+		v.setRule(r)
 		if r.matchesRequest(&v) {
 			return true
 		}
@@ -131,7 +134,8 @@ func (d *Deriver) Emits() []string {
 // Derive returns the events of every rule that matches the exchange.
 func (d *Deriver) Derive(ex *capture.Exchange) Outcome {
 	var out Outcome
-	v := view{ex: ex, limit: d.limit, problems: &out.Problems}
+	v := view{ex: ex, limit: d.limit, sc: scratchPool.Get().(*scratch)}
+	defer v.sc.release()
 	if ex.Aborted {
 		v.problem(ProblemAborted)
 	}
@@ -140,7 +144,7 @@ func (d *Deriver) Derive(ex *capture.Exchange) Outcome {
 		when = time.Now()
 	}
 	for _, r := range d.rules {
-		v.params = v.params[:0]
+		v.setRule(r)
 		if !r.matches(&v) {
 			continue
 		}
@@ -150,6 +154,7 @@ func (d *Deriver) Derive(ex *capture.Exchange) Outcome {
 		}
 		r.forEach(&v, func() { d.emit(&v, r, when, &out) })
 	}
+	out.Problems = v.problems
 	return out
 }
 
@@ -192,7 +197,9 @@ func (d *Deriver) loadConv(ev *builtData) *convstate.Conv {
 		return nil
 	}
 	acc, _ := ev.get("account.id")
-	return convstate.Load(d.state, id.String(), acc.String())
+	// The id is read in place from the scratch values, which the next
+	// exchange overwrites: the state keeps a copy.
+	return convstate.Load(d.state, strings.Clone(id.String()), acc.String())
 }
 
 // markIncomplete says in an event what its exchange did not tell in full:
@@ -264,6 +271,9 @@ func (c *compiledRule) forEach(v *view, fn func()) {
 // builtData is an event's fields before they become its document.
 type builtData struct {
 	entries []jsondoc.Entry
+	// vals holds the entries' values; what is beyond its length (and
+	// beyond entries') is free for an emit's own fields.
+	vals []byte
 	// conv says that entries[0] is the conversation id from the configured
 	// conversation id sources, which win over every rule field.
 	conv bool
@@ -282,16 +292,12 @@ func (b *builtData) get(path string) (gjson.Result, bool) {
 	if !ok {
 		return gjson.Result{}, false
 	}
-	r := gjson.ParseBytes(raw)
+	r := gjson.Parse(jsondoc.StringView(raw))
 	return r, r.Type != gjson.Null
 }
 
 func (b builtData) render() []byte {
-	size := 2
-	for _, e := range b.entries {
-		size += len(e.Raw) + len(e.Path) + 4
-	}
-	return jsondoc.Build(make([]byte, 0, size), b.entries)
+	return jsondoc.Build(nil, b.entries)
 }
 
 func findEntry(entries []jsondoc.Entry, path string) ([]byte, bool) {
@@ -304,35 +310,37 @@ func findEntry(entries []jsondoc.Entry, path string) ([]byte, bool) {
 // data's entries of the same path (a default's included), and a configured
 // conversation id stays first and wins.
 func (d *Deriver) override(v *view, data builtData, more []compiledField) builtData {
-	var seed []jsondoc.Entry
+	// The new entries and values follow data's in the scratch space, so
+	// that data's stay as they are for the next emit.
+	n := len(data.entries)
+	entries := data.entries[n:n]
 	if data.conv {
-		seed = data.entries[:1:1] // capped: appending must not write into data
+		entries = append(entries, data.entries[0])
 	}
-	resolved, _ := resolveFields(v, seed, nil, more)
-	own := resolved[len(seed):]
-	if len(own) == 0 {
+	seed := len(entries)
+	entries, vals := resolveFields(v, entries, data.vals, more)
+	if len(entries) == seed {
 		return data
 	}
-	entries := make([]jsondoc.Entry, 0, len(data.entries)+len(own))
-	entries = append(append(entries, seed...), own...)
-	for _, e := range data.entries[len(seed):] {
+	own := entries[seed:]
+	for _, e := range data.entries[seed:] {
 		if _, ok := findEntry(own, e.Path); !ok {
 			entries = append(entries, e)
 		}
 	}
-	return builtData{entries: entries, conv: data.conv}
+	return builtData{entries: entries, vals: vals, conv: data.conv}
 }
 
 // build resolves the configured conversation id, then fields, then the
 // defaults for whatever is still absent.
+// Its entries and values are written into v's scratch space from its
+// start: the previous emit's events are rendered.
 func (d *Deriver) build(v *view, fields []compiledField) builtData {
-	entries := make([]jsondoc.Entry, 0, len(fields)+len(d.defaults)+1)
-	vals := make([]byte, 0, 512) // holds a typical exchange's values without growing
-	entries, vals = resolveFields(v, entries, vals, []compiledField{{to: "conversation.id", from: d.convID}})
+	entries, vals := resolveFields(v, v.sc.entries[:0], v.sc.vals[:0], []compiledField{{to: "conversation.id", from: d.convID}})
 	convSet := len(entries) > 0
 	entries, vals = resolveFields(v, entries, vals, fields)
-	entries, _ = resolveFields(v, entries, vals, d.defaults)
-	return builtData{entries: entries, conv: convSet}
+	entries, vals = resolveFields(v, entries, vals, d.defaults)
+	return builtData{entries: entries, vals: vals, conv: convSet}
 }
 
 // resolveFields appends to entries each field whose path entries lacks and

@@ -241,6 +241,10 @@ func TestPathPatterns(t *testing.T) {
 		{"/api/*", "/api/a/b", true, nil},
 		{"/api/*", "/api", false, nil},
 		{"/v*/chat", "/v1/chat", true, nil},
+		{"/v[12]/chat", "/v2/chat", true, nil},
+		{"/v[12]/chat", "/v3/chat", false, nil},
+		{`/a\*b`, "/a*b", true, nil},
+		{`/a\*b`, "/axb", false, nil},
 		{"*/conversations/{cid}/*", "/api/v1/accounts/1/conversations/150/messages", true, []string{"cid", "150"}},
 	}
 	for _, tc := range tests {

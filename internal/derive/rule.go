@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/event"
+	"github.com/chatwebhooks/chatwebhooks/internal/jsondoc"
 	"github.com/tidwall/gjson"
 )
 
@@ -91,6 +92,45 @@ type compiledRule struct {
 	eachPaths []string
 	fields    []compiledField
 	emit      []compiledEmit
+	bodies    rulePaths
+}
+
+// rulePaths are the body paths a rule's sources read (and those of the
+// configured conversation id and defaults, read with every rule's), each
+// body's read in one pass.
+type rulePaths struct {
+	reqList, respList []string
+	req, resp         *jsondoc.Paths
+}
+
+// compilePaths gathers the body paths of the rule and of convID and
+// defaults.
+func (c *compiledRule) compilePaths(convID []source, defaults []compiledField) {
+	p := rulePaths{}
+	for i := range convID {
+		p = convID[i].bodyPaths(p)
+	}
+	conds := c.when
+	for _, fields := range [][]compiledField{defaults, c.fields} {
+		for _, f := range fields {
+			for i := range f.from {
+				p = f.from[i].bodyPaths(p)
+			}
+		}
+	}
+	for _, e := range c.emit {
+		conds = append(conds[:len(conds):len(conds)], e.when...)
+		for _, f := range e.fields {
+			for i := range f.from {
+				p = f.from[i].bodyPaths(p)
+			}
+		}
+	}
+	for i := range conds {
+		p = conds[i].src.bodyPaths(p)
+	}
+	p.req, p.resp = jsondoc.NewPaths(p.reqList), jsondoc.NewPaths(p.respList)
+	c.bodies = p
 }
 
 type compiledEmit struct {
@@ -137,6 +177,7 @@ func compileRule(r Rule) (*compiledRule, error) {
 			if _, err := path.Match(s, ""); err != nil {
 				return fail("path pattern %q: bad segment %q", p, s)
 			}
+			pp.literal = append(pp.literal, !strings.ContainsAny(s, `*?[\`))
 		}
 		c.paths = append(c.paths, pp)
 	}
@@ -344,7 +385,10 @@ func splitPath(segs []string, path string) []string {
 
 // pathPattern is a compiled path pattern; see Match.Paths.
 type pathPattern struct {
-	segs      []string
+	segs []string
+	// literal marks the segments without wildcards, which path.Match
+	// would only compare.
+	literal   []bool
 	anyPrefix bool // "*/..." : any number of leading segments
 	anySuffix bool // ".../*" : one or more trailing segments
 }
@@ -376,7 +420,11 @@ func (p pathPattern) matchAt(segs []string, v *view) bool {
 			v.params = append(v.params, want[1:len(want)-1], segs[i])
 			continue
 		}
-		if ok, _ := path.Match(want, segs[i]); !ok {
+		ok := want == segs[i]
+		if !p.literal[i] {
+			ok, _ = path.Match(want, segs[i])
+		}
+		if !ok {
 			v.params = v.params[:mark]
 			return false
 		}

@@ -213,9 +213,9 @@ func (s *source) lookup(v *view) (gjson.Result, bool) {
 func (s *source) find(v *view) gjson.Result {
 	switch s.kind {
 	case srcRequestBody:
-		return getPath(v.requestBody(), s.arg)
+		return v.req.get(v.requestBody(), v.paths.req, s.arg)
 	case srcResponseBody:
-		return getPath(v.responseBody(), s.arg)
+		return v.resp.get(v.responseBody(), v.paths.resp, s.arg)
 	case srcItem:
 		return v.item.Get(s.arg)
 	case srcParent:
@@ -228,15 +228,18 @@ func (s *source) find(v *view) gjson.Result {
 	return gjson.ParseBytes(raw)
 }
 
-// getPath reads a body in place: the result's strings point into doc
-// instead of being copied (as gjson.GetBytes does), so a lookup costs no
-// allocation. Bodies are never modified while an exchange is derived, and
-// values are copied when they are written into an event.
-func getPath(doc []byte, path string) gjson.Result {
-	if len(doc) == 0 {
-		return gjson.Result{}
+// bodyPaths appends the body paths the source reads, request and response
+// apart.
+func (s *source) bodyPaths(p rulePaths) rulePaths {
+	for in := s; in != nil; in = in.inner {
+		switch in.kind {
+		case srcRequestBody:
+			p.reqList = append(p.reqList, in.arg)
+		case srcResponseBody:
+			p.respList = append(p.respList, in.arg)
+		}
 	}
-	return gjson.Get(jsondoc.StringView(doc), path)
+	return p
 }
 
 // appendModified appends the value of a modifier source (text:, words:,

@@ -38,3 +38,21 @@ func TestDeriverWithoutStateAddsNothing(t *testing.T) {
 		}
 	}
 }
+
+// Events are built in space that the next exchange reuses: the state must
+// keep its conversations under ids of its own.
+func TestStateOfAConversationOutlivesLaterExchanges(t *testing.T) {
+	state := convstate.NewMemory(10, 0)
+	d := allPresetsDeriver(t, state)
+	for _, conv := range []string{"conv-a", "conv-b", "conv-c"} {
+		h := jsonHeader()
+		h.Set("X-Conversation-Id", conv)
+		d.Derive(&capture.Exchange{Method: "POST", Path: "/v1/chat/completions", RequestHeader: h, RequestBody: []byte(chatRequest),
+			Status: 200, ResponseHeader: jsonHeader(), ResponseBody: []byte(chatAnswer)})
+	}
+	for _, conv := range []string{"conv-a", "conv-b", "conv-c"} {
+		if got := string(state.Get(conv)); got != `{"ai_enabled":true}` {
+			t.Errorf("state of %s: %q, want the AI on", conv, got)
+		}
+	}
+}

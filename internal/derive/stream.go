@@ -20,9 +20,19 @@ var streamDecoders = map[string]streamDecoder{
 	"chatvolt":         decodeChatvoltStream,
 }
 
+// The members of a chat completion chunk, of its first choice and of that
+// choice's delta, each read in one pass (chunks are checked JSON) and in
+// place: the values kept point into the body or an event's own data.
+var (
+	chunkPaths  = jsondoc.NewPaths([]string{"id", "model", "usage", "choices.0"})
+	choicePaths = jsondoc.NewPaths([]string{"delta", "finish_reason"})
+	deltaPaths  = jsondoc.NewPaths([]string{"role", "content", "refusal", "tool_calls"})
+)
+
 // eachSSE calls fn for every event of a server-sent event stream, including a
 // final event cut off before its blank line. Multi-line data is joined with
-// "\n" as the SSE specification says.
+// "\n" as the SSE specification says, each event's in a buffer of its own:
+// decoders keep values that point into data.
 func eachSSE(body []byte, fn func(event, data []byte)) {
 	var event, data []byte
 	var joined []byte
@@ -31,7 +41,7 @@ func eachSSE(body []byte, fn func(event, data []byte)) {
 		if lines > 0 {
 			fn(event, data)
 		}
-		event, data, joined, lines = nil, nil, joined[:0], 0
+		event, data, joined, lines = nil, nil, nil, 0
 	}
 	for len(body) > 0 {
 		// Lines end with CRLF, LF or a lone CR, as the SSE specification says.
@@ -118,27 +128,28 @@ func decodeOpenAIChatStream(body []byte) ([]byte, bool) {
 		if !gjson.ValidBytes(data) {
 			return
 		}
-		chunk := gjson.ParseBytes(data)
-		if v := chunk.Get("id"); v.Exists() {
+		var c, ch, d [4]gjson.Result
+		chunkPaths.Resolve(jsondoc.StringView(data), c[:])
+		if v := c[0]; v.Exists() {
 			id = v
 		}
-		if v := chunk.Get("model"); v.Exists() {
+		if v := c[1]; v.Exists() {
 			model = v
 		}
-		if v := chunk.Get("usage"); v.IsObject() {
+		if v := c[2]; v.IsObject() {
 			usage = v
 		}
-		choice := chunk.Get("choices.0")
-		delta := choice.Get("delta")
-		if v := delta.Get("role"); v.Exists() {
+		choicePaths.Resolve(c[3].Raw, ch[:])
+		deltaPaths.Resolve(ch[0].Raw, d[:])
+		if v := d[0]; v.Exists() {
 			role = v
 		}
-		if v := choice.Get("finish_reason"); v.Type == gjson.String {
+		if v := ch[1]; v.Type == gjson.String {
 			finish = v
 		}
-		content.add(delta.Get("content"))
-		refusal.add(delta.Get("refusal"))
-		delta.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+		content.add(d[1])
+		refusal.add(d[2])
+		d[3].ForEach(func(_, tc gjson.Result) bool {
 			i := int(tc.Get("index").Int())
 			if i < 0 || i >= maxToolCalls {
 				return true

@@ -170,3 +170,20 @@ func TestOpenAIResponsesStreamKeepsFunctionCallsAndRefusals(t *testing.T) {
 		t.Errorf("got %s complete=%t\nwant %s", doc, complete, want)
 	}
 }
+
+// A chunk may span several data lines; what an earlier chunk said (its id
+// and model) outlives the later chunks' lines.
+func TestOpenAIChatStreamOfMultiLineChunks(t *testing.T) {
+	body := "data: {\"id\":\"chatcmpl-7\",\"model\":\"gpt-test\",\n" +
+		"data: \"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n" +
+		"data: {\"id\":\"chatcmpl-7\",\n" +
+		"data: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo, from a much longer second chunk\"},\"finish_reason\":\"stop\"}]}\n\n" +
+		"data: {\"choices\":[],\n" +
+		"data: \"usage\":{\"total_tokens\":9}}\n\n" +
+		"data: [DONE]\n\n"
+	doc, complete := decodeOpenAIChatStream([]byte(body))
+	want := `{"object":"chat.completion","id":"chatcmpl-7","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"Hello, from a much longer second chunk"},"finish_reason":"stop"}],"usage":{"total_tokens":9}}`
+	if string(doc) != want || !complete {
+		t.Errorf("got %s complete=%t\nwant %s", doc, complete, want)
+	}
+}

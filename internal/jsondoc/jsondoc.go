@@ -3,6 +3,7 @@
 package jsondoc
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -81,62 +82,61 @@ type Entry struct {
 
 // Build writes entries as one nested JSON object, grouping dotted paths
 // under shared parents in first-seen order. A later entry for the same path
-// replaces an earlier one.
+// replaces an earlier one. dst grows once, to what the document can need.
 func Build(dst []byte, entries []Entry) []byte {
-	return appendObject(dst, entries, "")
+	var stack [64]bool
+	done := stack[:0]
+	if len(entries) <= len(stack) {
+		done = stack[:len(entries)]
+	} else {
+		done = make([]bool, len(entries))
+	}
+	return appendObject(slices.Grow(dst, buildSize(entries)), entries, done, "")
 }
 
-func appendObject(dst []byte, entries []Entry, prefix string) []byte {
+// buildSize bounds the length of Build's document (unless keys need
+// escapes): each entry's key, value, quotes, colon and comma, and for each
+// dot in its path the quotes, colon, braces and comma of an enclosing
+// object.
+func buildSize(entries []Entry) int {
+	size := 2
+	for _, e := range entries {
+		size += len(e.Path) + len(e.Raw) + 4 + 6*strings.Count(e.Path, ".")
+	}
+	return size
+}
+
+// appendObject writes the members under prefix of the entries not done
+// yet, and marks them done: a leaf with the last value of its path, a
+// parent with all the entries below it, each where it is first seen.
+func appendObject(dst []byte, entries []Entry, done []bool, prefix string) []byte {
 	dst = append(dst, '{')
 	first := true
-	for i, e := range entries {
-		if !strings.HasPrefix(e.Path, prefix) {
+	for i := range entries {
+		e := &entries[i]
+		if done[i] || !strings.HasPrefix(e.Path, prefix) {
 			continue
 		}
-		rest := e.Path[len(prefix):]
-		key, _, nested := strings.Cut(rest, ".")
-		if seenBefore(entries[:i], prefix, key, nested) {
-			continue
-		}
+		key, _, nested := strings.Cut(e.Path[len(prefix):], ".")
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = AppendString(dst, key)
-		dst = append(dst, ':')
+		dst = append(AppendString(dst, key), ':')
 		if nested {
 			// prefix+key+"." is where e.Path is, so no new string is made.
-			dst = appendObject(dst, entries, e.Path[:len(prefix)+len(key)+1])
+			dst = appendObject(dst, entries[i:], done[i:], e.Path[:len(prefix)+len(key)+1])
 			continue
 		}
-		dst = append(dst, lastValue(entries[i:], e.Path)...)
+		raw := e.Raw
+		for j := i; j < len(entries); j++ {
+			if entries[j].Path == e.Path {
+				raw, done[j] = entries[j].Raw, true
+			}
+		}
+		dst = append(dst, raw...)
 	}
 	return append(dst, '}')
-}
-
-// seenBefore reports whether key under prefix was already written by an
-// earlier entry (as a leaf when this is a leaf, or as a parent when nested).
-func seenBefore(earlier []Entry, prefix, key string, nested bool) bool {
-	for _, p := range earlier {
-		if !strings.HasPrefix(p.Path, prefix) {
-			continue
-		}
-		k, _, n := strings.Cut(p.Path[len(prefix):], ".")
-		if k == key && n == nested {
-			return true
-		}
-	}
-	return false
-}
-
-func lastValue(entries []Entry, path string) []byte {
-	var raw []byte
-	for _, e := range entries {
-		if e.Path == path {
-			raw = e.Raw
-		}
-	}
-	return raw
 }
 
 // Find returns the entry for path.

@@ -77,6 +77,9 @@ type compiledSchema struct {
 type compiledEvent struct {
 	name     string
 	variants []compiledVariant
+	// paths are the event fields its variants test and render, read
+	// from the event's data in one pass.
+	paths *jsondoc.Paths
 }
 
 type compiledVariant struct {
@@ -151,6 +154,14 @@ func compileEvent(e SchemaEvent, base, extra *template.Template, defs *template.
 		}
 		ce.variants = append(ce.variants, compiledVariant{when: when, tmpl: template.Merge(t, extra)})
 	}
+	var paths []string
+	for _, v := range ce.variants {
+		for _, c := range v.when {
+			paths = append(paths, c.path)
+		}
+		paths = v.tmpl.DataPaths(paths)
+	}
+	ce.paths = jsondoc.NewPaths(paths)
 	return ce, nil
 }
 
@@ -184,9 +195,9 @@ func compileWhen(when map[string]json.RawMessage) ([]condition, error) {
 }
 
 // holds reports whether every condition is met by the event data.
-func (v *compiledVariant) holds(data string) bool {
+func (v *compiledVariant) holds(data *jsondoc.Fields) bool {
 	for _, c := range v.when {
-		r := gjson.Get(data, c.path)
+		r := data.Get(c.path)
 		if len(c.any) == 0 {
 			if jsondoc.HasValue(r) {
 				return false
@@ -205,7 +216,7 @@ func (v *compiledVariant) holds(data string) bool {
 }
 
 // pick returns the template of the first variant that holds, or nil.
-func (e *compiledEvent) pick(data string) *template.Template {
+func (e *compiledEvent) pick(data *jsondoc.Fields) *template.Template {
 	for i := range e.variants {
 		if e.variants[i].holds(data) {
 			return e.variants[i].tmpl

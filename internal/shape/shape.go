@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/chatwebhooks/chatwebhooks/internal/event"
 	"github.com/chatwebhooks/chatwebhooks/internal/jsondoc"
 	"github.com/chatwebhooks/chatwebhooks/internal/template"
+	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
 
@@ -103,20 +105,30 @@ func (s *Shaper) Shape(ev *event.Event) []Payload {
 		return nil
 	}
 	out := make([]Payload, 0, len(evs))
-	data := jsondoc.StringView(ev.Data)
+	buf := resultsPool.Get().(*[]gjson.Result)
+	defer resultsPool.Put(buf)
 	for i := range evs {
 		e := &evs[i]
 		if len(s.filter) > 0 && !slices.Contains(s.filter, ev.Type) && !slices.Contains(s.filter, e.name) {
 			continue
 		}
-		tmpl := e.pick(data)
+		data := jsondoc.NewFields(jsondoc.StringView(ev.Data), e.paths, *buf)
+		tmpl := e.pick(&data)
 		if tmpl == nil {
 			continue
 		}
-		out = append(out, Payload{Event: e.name, Body: s.redacted(tmpl.Render(make([]byte, 0, 512), ev, e.name))})
+		out = append(out, Payload{Event: e.name, Body: s.redacted(tmpl.RenderFields(make([]byte, 0, 512), ev, e.name, &data))})
 	}
 	return out
 }
+
+// resultsPool holds the buffers a platform event's fields are read into,
+// room for ChatVolt's twenty or Chatwoot's hundred without an allocation
+// per event.
+var resultsPool = sync.Pool{New: func() any {
+	buf := make([]gjson.Result, 128)
+	return &buf
+}}
 
 // redacted removes the redacted paths from a payload; a path the payload
 // lacks is no error.

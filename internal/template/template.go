@@ -54,6 +54,7 @@ type Template struct {
 	dynamic  bool        // holds placeholders, so it may render absent
 	raw      []byte      // nodeLiteral
 	keys     []string    // nodeObject, in order
+	members  []string    // nodeObject: each key written as JSON, with its colon
 	children []*Template // nodeObject values, nodeArray elements
 	expr     *expression // nodeValue
 	parts    []strPart   // nodeString
@@ -92,7 +93,7 @@ type filter struct {
 // renderContext is one event being shaped under one platform event name.
 type renderContext struct {
 	ev   *event.Event
-	data string
+	data *jsondoc.Fields
 	name string
 }
 
@@ -325,6 +326,7 @@ func (n *Template) set(key string, child *Template) {
 		}
 	}
 	n.keys = append(n.keys, key)
+	n.members = append(n.members, string(append(jsondoc.AppendString(nil, key), ':')))
 	n.children = append(n.children, child)
 }
 
@@ -340,7 +342,7 @@ func Merge(base, over *Template) *Template {
 	if base.kind != nodeObject || over.kind != nodeObject {
 		return over
 	}
-	out := &Template{kind: nodeObject, keys: append([]string(nil), base.keys...), children: append([]*Template(nil), base.children...)}
+	out := &Template{kind: nodeObject, keys: slices.Clone(base.keys), members: slices.Clone(base.members), children: slices.Clone(base.children)}
 	for i, k := range over.keys {
 		var prev *Template
 		for j, bk := range out.keys {
@@ -369,7 +371,38 @@ func (n *Template) IsObject() bool { return n.kind == nodeObject }
 // {event.name}). The root object is written even when nothing in it is
 // known, so a payload is always a JSON object.
 func (n *Template) Render(dst []byte, ev *event.Event, name string) []byte {
-	return n.render(dst, &renderContext{ev: ev, data: jsondoc.StringView(ev.Data), name: name})
+	data := jsondoc.NewFields(jsondoc.StringView(ev.Data), nil, nil)
+	return n.RenderFields(dst, ev, name, &data)
+}
+
+// RenderFields is Render reading the event's data from data, which holds
+// ev.Data with the paths of DataPaths resolved at once.
+func (n *Template) RenderFields(dst []byte, ev *event.Event, name string, data *jsondoc.Fields) []byte {
+	return n.render(dst, &renderContext{ev: ev, data: data, name: name})
+}
+
+// DataPaths appends the paths of the event's data that rendering n may
+// read.
+func (n *Template) DataPaths(dst []string) []string {
+	exprs := func(e *expression) {
+		for _, alt := range e.alts {
+			if alt[0] != '=' && !slices.Contains(eventMeta, alt) {
+				dst = append(dst, alt)
+			}
+		}
+	}
+	if n.expr != nil {
+		exprs(n.expr)
+	}
+	for _, p := range n.parts {
+		if p.expr != nil {
+			exprs(p.expr)
+		}
+	}
+	for _, c := range n.children {
+		dst = c.DataPaths(dst)
+	}
+	return dst
 }
 
 func (n *Template) render(dst []byte, c *renderContext) []byte {
@@ -419,7 +452,7 @@ func (n *Template) appendJSON(dst []byte, c *renderContext, root bool) ([]byte, 
 			dst = append(dst, ',')
 		}
 		if n.kind == nodeObject {
-			dst = append(jsondoc.AppendString(dst, n.keys[i]), ':')
+			dst = append(dst, n.members[i]...)
 		}
 		var cp presence
 		if dst, cp = child.appendJSON(dst, c, false); cp == absent {
@@ -436,11 +469,12 @@ func (n *Template) appendJSON(dst []byte, c *renderContext, root bool) ([]byte, 
 }
 
 // value resolves the first alternative that has a value. Only the event's
-// data is knowledge; its metadata and constants are filler.
-func (e *expression) value(c *renderContext) (gjson.Result, presence) {
+// data is knowledge; its metadata and constants are filler. evTime says
+// the value is the event's time, which value leaves to its caller to
+// write (as text or directly through a time filter).
+func (e *expression) value(c *renderContext) (r gjson.Result, p presence, evTime bool) {
 	for _, alt := range e.alts {
-		var r gjson.Result
-		p := filler
+		p = filler
 		switch alt {
 		case "event.name":
 			r = gjson.Result{Type: gjson.String, Str: c.name}
@@ -449,28 +483,38 @@ func (e *expression) value(c *renderContext) (gjson.Result, presence) {
 		case "event.type":
 			r = gjson.Result{Type: gjson.String, Str: c.ev.Type}
 		case "event.time":
-			r = gjson.Result{Type: gjson.String, Str: c.ev.Time.Format(time.RFC3339Nano)}
+			return gjson.Result{}, filler, true
 		case "event.data":
-			r, p = gjson.Parse(c.data), known
+			r, p = gjson.Parse(c.data.Doc()), known
 		default:
 			if alt[0] == '=' {
 				r = gjson.Result{Type: gjson.String, Str: alt[1:]}
 			} else {
-				r, p = gjson.Get(c.data, alt), known
+				r, p = c.data.Get(alt), known
 			}
 		}
 		if jsondoc.HasValue(r) {
-			return r, p
+			return r, p, false
 		}
 	}
-	return gjson.Result{}, absent
+	return gjson.Result{}, absent, false
 }
 
 // resolve returns the expression's value with its filters applied, and
 // whether it is known or only a default.
 func (e *expression) resolve(c *renderContext) (gjson.Result, presence) {
-	r, p := e.value(c)
-	for _, f := range e.filters {
+	r, p, evTime := e.value(c)
+	filters := e.filters
+	if evTime {
+		// A time filter reads the event's time as it is rather than its
+		// text, which it would parse back, when the text can be read.
+		if y := c.ev.Time.Year(); len(filters) > 0 && filters[0].isTime() && y >= 0 && y <= 9999 {
+			r, filters = timeValue(filters[0].name, c.ev.Time), filters[1:]
+		} else {
+			r = gjson.Result{Type: gjson.String, Str: c.ev.Time.Format(time.RFC3339Nano)}
+		}
+	}
+	for _, f := range filters {
 		switch {
 		case p != absent:
 			var ok bool
@@ -482,6 +526,16 @@ func (e *expression) resolve(c *renderContext) (gjson.Result, presence) {
 		}
 	}
 	return r, p
+}
+
+func (f filter) isTime() bool { return f.name == "iso8601ms" || f.name == "unix" }
+
+// timeValue is t through the time filter name.
+func timeValue(name string, t time.Time) gjson.Result {
+	if name == "unix" {
+		return gjson.Result{Type: gjson.Number, Num: float64(t.Unix()), Raw: strconv.FormatInt(t.Unix(), 10)}
+	}
+	return gjson.Result{Type: gjson.String, Str: t.UTC().Format("2006-01-02T15:04:05.000Z")}
 }
 
 func (f filter) apply(r gjson.Result) (gjson.Result, bool) {
@@ -505,10 +559,7 @@ func (f filter) apply(r gjson.Result) (gjson.Result, bool) {
 		if !ok {
 			return r, false
 		}
-		if f.name == "unix" {
-			return gjson.Result{Type: gjson.Number, Num: float64(t.Unix()), Raw: strconv.FormatInt(t.Unix(), 10)}, true
-		}
-		return gjson.Result{Type: gjson.String, Str: t.UTC().Format("2006-01-02T15:04:05.000Z")}, true
+		return timeValue(f.name, t), true
 	case "map":
 		if v, found := f.arg[r.String()]; found {
 			return v, true
@@ -566,7 +617,8 @@ func ParseText(s string) (Text, error) {
 // text, knowing what was written before it. ok is false when a placeholder
 // has no value.
 func (t Text) Fill(ev *event.Event, escape func(before, value string) string) (string, bool) {
-	c := renderContext{ev: ev, data: jsondoc.StringView(ev.Data)}
+	data := jsondoc.NewFields(jsondoc.StringView(ev.Data), nil, nil)
+	c := renderContext{ev: ev, data: &data}
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.expr == nil {

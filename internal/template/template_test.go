@@ -40,14 +40,37 @@ func TestTemplateRendering(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tmpl, err := Parse(tc.tmpl, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev := &event.Event{ID: "evt_1", Type: event.MessageReceived, Time: eventTime, Data: []byte(tc.data)}
-			if got := string(tmpl.Render(nil, ev, "x")); got != tc.want {
-				t.Errorf("\n got %s\nwant %s", got, tc.want)
-			}
+			checkRendering(t, tc.tmpl, tc.data, eventTime, tc.want)
 		})
+	}
+}
+
+// The event's time reads as its RFC 3339 text does: a time filter on a
+// time whose text has no four-digit year finds no time.
+func TestEventTimeRendering(t *testing.T) {
+	tmpl := `{"t":"{event.time}","ms":"{event.time | iso8601ms}","u":"{event.time | unix}","s":"at {event.time | unix}"}`
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"in UTC", eventTime, `{"t":"2024-06-18T23:22:36.56Z","ms":"2024-06-18T23:22:36.560Z","u":1718752956,"s":"at 1718752956"}`},
+		{"with an offset", eventTime.In(time.FixedZone("", -3*3600)), `{"t":"2024-06-18T20:22:36.56-03:00","ms":"2024-06-18T23:22:36.560Z","u":1718752956,"s":"at 1718752956"}`},
+		{"beyond year 9999", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), `{"t":"10000-01-01T00:00:00Z","s":"at "}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkRendering(t, tmpl, `{}`, tc.at, tc.want) })
+	}
+}
+
+// checkRendering renders tmpl for an event of data at a time.
+func checkRendering(t *testing.T, tmpl, data string, at time.Time, want string) {
+	t.Helper()
+	compiled, err := Parse(tmpl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &event.Event{ID: "evt_1", Type: event.MessageReceived, Time: at, Data: []byte(data)}
+	if got := string(compiled.Render(nil, ev, "x")); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 }
