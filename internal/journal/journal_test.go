@@ -527,3 +527,36 @@ func TestReusedSegmentsHoldNoEarlierRecords(t *testing.T) {
 		t.Errorf("recovered turns %v with %d torn tails, want [60 61] and none", got, rec.TornTails)
 	}
 }
+
+// Segments the previous build wrote (named without a sub, written by
+// write(2), so without zeroed room) are read at start: what they hold
+// uncommitted comes back, and they are deleted like any earlier segment.
+func TestSegmentsOfThePreviousBuildAreRecovered(t *testing.T) {
+	dir := t.TempDir()
+	const run = 0x1234
+	var data []byte
+	for i := range 3 {
+		ex := chatExchange(i)
+		frame := appendExchangeFrame(nil, uint64(i+1), Origin{Run: run, ID: uint64(i + 1)}, 7, &ex)
+		seal(frame)
+		data = append(data, frame...)
+	}
+	commit := appendCommitFrame(nil, []uint64{2})
+	seal(commit)
+	data = append(data, commit...)
+	old := filepath.Join(dir, fmt.Sprintf("%016x-%016x-%08x.seg", int64(1), uint64(run), 0))
+	if err := os.WriteFile(old, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	_, rec := openJournal(t, dir, Options{})
+	if got := turnsOf(t, rec); fmt.Sprint(got) != "[0 2]" {
+		t.Errorf("recovered turns %v, want [0 2]", got)
+	}
+	if rec.Committed != 1 || rec.TornTails != 0 {
+		t.Errorf("committed %d, torn tails %d; want 1, 0", rec.Committed, rec.TornTails)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the previous build's segment is still there: %v", err)
+	}
+}

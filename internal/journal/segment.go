@@ -29,14 +29,19 @@ func segmentName(start int64, run uint64, index, sub int) string {
 	return fmt.Sprintf("%016x-%016x-%08x-%08x.seg", start, run, index, sub)
 }
 
-// segmentRun returns the run of a segment file name.
+// segmentRun returns the run of a segment file name. Names without a sub
+// (start-run-index.seg) are those of the build before large frames had
+// files of their own; its frames are the same, so what it left is read.
 func segmentRun(name string) (uint64, bool) {
 	var start, run uint64
 	var index, sub uint32
-	if _, err := fmt.Sscanf(name, "%016x-%016x-%08x-%08x.seg", &start, &run, &index, &sub); err != nil {
-		return 0, false
+	if _, err := fmt.Sscanf(name, "%016x-%016x-%08x-%08x.seg", &start, &run, &index, &sub); err == nil {
+		return run, segmentName(int64(start), run, int(index), int(sub)) == name
 	}
-	return run, segmentName(int64(start), run, int(index), int(sub)) == name
+	if _, err := fmt.Sscanf(name, "%016x-%016x-%08x.seg", &start, &run, &index); err == nil {
+		return run, fmt.Sprintf("%016x-%016x-%08x.seg", start, run, index) == name
+	}
+	return 0, false
 }
 
 // segmentFiles lists dir's segments, oldest first; other files are left
