@@ -3,9 +3,8 @@ package journal
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"net/http"
-	"time"
 
+	"github.com/chatwebhooks/chatwebhooks/internal/binrec"
 	"github.com/chatwebhooks/chatwebhooks/internal/capture"
 )
 
@@ -75,11 +74,11 @@ func appendExchangeFrame(b []byte, id uint64, o Origin, route uint64, ex *captur
 	b = binary.AppendUvarint(b, o.ID)
 	b = binary.BigEndian.AppendUint64(b, route)
 	for _, s := range [...]string{ex.Method, ex.Host, ex.Path, ex.RawQuery, ex.RemoteAddr} {
-		b = appendString(b, s)
+		b = binrec.AppendString(b, s)
 	}
 	b = binary.AppendUvarint(b, uint64(ex.Status))
-	b = binary.AppendVarint(b, unixNano(ex.Start))
-	b = binary.AppendVarint(b, unixNano(ex.End))
+	b = binrec.AppendTime(b, ex.Start)
+	b = binrec.AppendTime(b, ex.End)
 	var flags byte
 	if ex.RequestTruncated {
 		flags |= flagRequestTruncated
@@ -91,10 +90,10 @@ func appendExchangeFrame(b []byte, id uint64, o Origin, route uint64, ex *captur
 		flags |= flagAborted
 	}
 	b = append(b, flags)
-	b = appendHeader(b, ex.RequestHeader)
-	b = appendBytes(b, ex.RequestBody)
-	b = appendHeader(b, ex.ResponseHeader)
-	return appendBytes(b, ex.ResponseBody)
+	b = binrec.AppendHeader(b, ex.RequestHeader)
+	b = binrec.AppendBytes(b, ex.RequestBody)
+	b = binrec.AppendHeader(b, ex.ResponseHeader)
+	return binrec.AppendBytes(b, ex.ResponseBody)
 }
 
 // appendCommitFrame appends the unsealed frame of a commit of ids.
@@ -117,36 +116,6 @@ func seal(frame []byte) {
 	crc := crc32.Update(0, castagnoli, frame[4:frameHeader])
 	binary.LittleEndian.PutUint32(frame[4:], crc32.Update(crc, castagnoli, frame[frameHeader:]))
 	binary.LittleEndian.PutUint32(frame, n)
-}
-
-// unixNano is 0 for the zero time, which UnixNano cannot represent.
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendBytes(b, p []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(p)))
-	return append(b, p...)
-}
-
-func appendHeader(b []byte, h http.Header) []byte {
-	b = binary.AppendUvarint(b, uint64(len(h)))
-	for k, vs := range h {
-		b = appendString(b, k)
-		b = binary.AppendUvarint(b, uint64(len(vs)))
-		for _, v := range vs {
-			b = appendString(b, v)
-		}
-	}
-	return b
 }
 
 // readSegment decodes the frames of a segment up to the first one that is
@@ -202,147 +171,49 @@ func decodePayload(p []byte) (entry, bool) {
 	if len(p) == 0 {
 		return entry{}, false
 	}
-	d := &decoder{b: p[1:]}
+	d := binrec.NewReader(p[1:])
 	var e entry
 	switch p[0] {
 	case kindExchange:
-		e.id = d.uvarint()
+		e.id = d.Uvarint()
 		r := &Record{}
-		r.Origin.Run = d.fixed64()
-		r.Origin.ID = d.uvarint()
-		r.Route = d.fixed64()
+		r.Origin.Run = d.Fixed64()
+		r.Origin.ID = d.Uvarint()
+		r.Route = d.Fixed64()
 		ex := &r.Exchange
 		for _, s := range []*string{&ex.Method, &ex.Host, &ex.Path, &ex.RawQuery, &ex.RemoteAddr} {
-			*s = string(d.bytes())
+			*s = string(d.Bytes())
 		}
-		status := d.uvarint()
+		status := d.Uvarint()
 		if status > 999 {
 			return entry{}, false
 		}
 		ex.Status = int(status)
-		ex.Start = fromUnixNano(d.varint())
-		ex.End = fromUnixNano(d.varint())
-		flags := d.byte()
+		ex.Start = d.Time()
+		ex.End = d.Time()
+		flags := d.Byte()
 		if flags&^flagsKnown != 0 {
 			return entry{}, false
 		}
 		ex.RequestTruncated = flags&flagRequestTruncated != 0
 		ex.ResponseTruncated = flags&flagResponseTruncated != 0
 		ex.Aborted = flags&flagAborted != 0
-		ex.RequestHeader = d.header()
-		ex.RequestBody = d.bytes()
-		ex.ResponseHeader = d.header()
-		ex.ResponseBody = d.bytes()
+		ex.RequestHeader = d.Header()
+		ex.RequestBody = d.Bytes()
+		ex.ResponseHeader = d.Header()
+		ex.ResponseBody = d.Bytes()
 		e.rec = r
 	case kindCommit:
-		n := d.count()
+		n := d.Count()
 		e.commits = make([]uint64, 0, n)
 		for range n {
-			e.commits = append(e.commits, d.uvarint())
+			e.commits = append(e.commits, d.Uvarint())
 		}
 	default:
 		return entry{}, false
 	}
-	if d.bad || len(d.b) != 0 {
+	if d.Bad() || d.Len() != 0 {
 		return entry{}, false
 	}
 	return e, true
-}
-
-func fromUnixNano(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
-}
-
-// decoder reads a payload; after the first error every read yields zero
-// and bad stays set.
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) fail() {
-	d.bad, d.b = true, nil
-}
-
-func (d *decoder) uvarint() uint64 { return readVarint(d, binary.Uvarint) }
-
-func (d *decoder) varint() int64 { return readVarint(d, binary.Varint) }
-
-// readVarint reads one varint with read (binary.Uvarint or Varint).
-func readVarint[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
-	v, n := read(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) fixed64() uint64 {
-	if len(d.b) < 8 {
-		d.fail()
-		return 0
-	}
-	v := binary.BigEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.fail()
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-// count reads a number of items that follow, each at least one byte: more
-// than the bytes left is corrupt, and would otherwise allocate at will.
-func (d *decoder) count() int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return 0
-	}
-	return int(n)
-}
-
-// bytes returns the next length-prefixed bytes, nil when empty. They alias
-// the segment, which the caller keeps until the records are replayed.
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) header() http.Header {
-	n := d.count()
-	if n == 0 {
-		return nil
-	}
-	h := make(http.Header, n)
-	for range n {
-		k := string(d.bytes())
-		vals := d.count()
-		vs := make([]string, 0, vals)
-		for range vals {
-			vs = append(vs, string(d.bytes()))
-		}
-		h[k] = vs
-	}
-	return h
 }
