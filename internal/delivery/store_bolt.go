@@ -129,7 +129,7 @@ func (s *BoltStore) send(op *boltOp) error {
 func (s *BoltStore) commitLoop() {
 	defer close(s.done)
 	for op := range s.ops {
-		batch := s.gather([]*boltOp{op})
+		batch := s.gather(op)
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for _, o := range batch {
 				if err := o.fn(tx); err != nil {
@@ -150,13 +150,11 @@ func (s *BoltStore) commitLoop() {
 	}
 }
 
-// gather adds to batch the writes waiting, and if nobody waits for any of
-// them, those that come within linger, until one that is waited for comes.
-func (s *BoltStore) gather(batch []*boltOp) []*boltOp {
-	waited := false
-	for _, op := range batch {
-		waited = waited || op.waited
-	}
+// gather returns a batch of first and the writes waiting, and if nobody
+// waits for any of them, those that come within linger, until one that is
+// waited for comes.
+func (s *BoltStore) gather(first *boltOp) []*boltOp {
+	batch, waited := []*boltOp{first}, first.waited
 	var timeout <-chan time.Time
 	for len(batch) < maxBatch {
 		var more *boltOp
